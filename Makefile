@@ -1,0 +1,32 @@
+# The two set-up commands of the README: `make demo` and `make test`. Each builds what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench prereqs clean
+
+prereqs:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
+	  { echo "error: Python >= 3.11 is required (found: $$($(PYTHON) --version 2>&1)). Set PYTHON=/path/to/python3.11"; exit 3; }
+	@command -v java >/dev/null || { echo "error: Java 17 is required for Spark and 'java' is not on PATH (Debian: apt-get install openjdk-17-jre-headless)"; exit 3; }
+	@java -version 2>&1 | grep -Eq 'version "(17|21)' || \
+	  { echo "error: Java 17 is required for Spark; found: $$(java -version 2>&1 | head -1)"; exit 3; }
+
+$(STAMP): pyproject.toml constraints.txt | prereqs
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/recon demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) data reports .pytest_cache

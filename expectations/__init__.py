@@ -1,0 +1,1 @@
+"""Great Expectations suites derived from the contract and the market rules."""

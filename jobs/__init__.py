@@ -1,0 +1,1 @@
+"""Entry points: CLI, the Spark job, run and backfill orchestration."""

@@ -1,0 +1,72 @@
+"""`recon`: the command line. Exit codes: 0 clean, 1 findings, 2 incomplete/failed, 3 bad
+configuration or usage, 4 locked by another run."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer._click import exceptions as click_exc  # typer vendors click
+
+from jobs.config import ConfigError, load_config, parse_day
+from reconcilers.result import Outcome
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="trade-recon: reconcile the public trading API against the internal store.")
+
+
+
+@app.callback()
+def _root() -> None:
+    """trade-recon: reconcile the public trading API against the internal store."""
+
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default conf/default.yaml)")]
+
+
+def _fail(message: str, hint: str | None = None, code: int = Outcome.CONFIG) -> None:
+    typer.echo(f"error: {message}", err=True)
+    if hint:
+        typer.echo(f"hint: {hint}", err=True)
+    raise typer.Exit(int(code))
+
+
+@app.command()
+def seed(
+    day: Annotated[str, typer.Option("--day", help="Delivery day YYYY-MM-DD (Europe/Amsterdam)")],
+    trades: Annotated[int, typer.Option(min=0, help="Trade revisions to generate")] = 10_000,
+    orders: Annotated[int, typer.Option(min=0, help="Order events to generate")] = 50_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical data")] = 7,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate a realistic delivery day into the Parquet store."""
+    from jobs.seed import seed_day
+
+    cfg = load_config(config)
+    store = cfg.resolve(cfg.store.path)
+    for r in seed_day(store, parse_day(day), trades, orders, seed_):
+        typer.echo(f"seeded {r.rows:>9,} {r.dataset:<6} for {r.day} -> {r.path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        return int(Outcome.CONFIG)
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click_exc.UsageError as e:
+        e.show()
+        return int(Outcome.CONFIG)
+    return rv if isinstance(rv, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Configuration: one YAML file (conf/default.yaml unless told otherwise), overridden by
+environment variables `TRADE_RECON__SECTION__KEY=value`.
+
+Unknown keys, wrong types and impossible values are a `ConfigError` (exit code 3) that names
+the offending key. Secrets are never values in this file: only the name of the environment
+variable or the path of the file that holds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "conf" / "default.yaml"
+ENV_PREFIX = "TRADE_RECON__"
+
+
+class ConfigError(Exception):
+    """Bad configuration or usage: exit code 3."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(Strict):
+    """Where a secret lives. Exactly one of `env` (a variable name) or `file` (a path)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.env and self.file:
+            raise ValueError("give either env or file, not both")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.env or self.file)
+
+    def read(self, what: str) -> str:
+        if self.env:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(f"{what}: environment variable {self.env} is not set")
+            return value.strip()
+        if self.file:
+            try:
+                value = self.file.read_text().strip()
+            except OSError as e:
+                raise ConfigError(f"{what}: cannot read secret file {self.file}: {e.strerror}") from None
+            if not value:
+                raise ConfigError(f"{what}: secret file {self.file} is empty")
+            return value
+        raise ConfigError(f"{what}: no secret configured (set env or file)")
+
+
+class JdbcStore(Strict):
+    url: str = "jdbc:postgresql://127.0.0.1:5432/trade_recon"
+    user: str = "postgres"
+    password: Secret = Secret()
+    driver: str = "org.postgresql.Driver"
+    # Executors read in parallel, split on this column.
+    partition_column: str = "delivery_start"
+    num_partitions: int = Field(8, ge=1)
+    jars: list[Path] = [Path("/usr/share/java/postgresql.jar")]
+
+
+class Store(Strict):
+    format: Literal["parquet", "jdbc"] = "parquet"
+    path: Path = Path("data/store")
+    jdbc: JdbcStore = JdbcStore()
+    # An empty day (0 rows) is clean unless this says it must not be.
+    allow_empty_day: bool = True
+
+
+class Retry(Strict):
+    max_attempts: int = Field(6, ge=1)
+    backoff_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(10.0, ge=0)
+    retry_after_cap_s: float = Field(30.0, ge=0)
+
+
+class Tls(Strict):
+    verify: bool = True
+    ca_bundle: Path | None = None
+
+
+class Api(Strict):
+    base_url: str = "http://127.0.0.1:8765"
+    api_key: Secret = Secret(env="TRADE_RECON_API_KEY")
+    api_key_header: str = "X-API-Key"
+    page_size: int = Field(2000, ge=1, le=2000)
+    window_minutes: int = Field(60, ge=1)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)
+    retry: Retry = Retry()
+    # Wall-clock budget for the whole API replay; past it the run is incomplete (exit 2).
+    run_budget_s: float = Field(1800.0, gt=0)
+    tls: Tls = Tls()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {v!r}")
+        return v.rstrip("/")
+
+
+class Severities(Strict):
+    findings: Literal["critical", "error", "warning", "info"] = "critical"
+    expectations_only: Literal["critical", "error", "warning", "info"] = "warning"
+    incomplete: Literal["critical", "error", "warning", "info"] = "error"
+
+
+class Alerts(Strict):
+    enabled: bool = True
+    base_url: str = "http://127.0.0.1:8766"
+    routing_key: Secret = Secret(env="TRADE_RECON_ROUTING_KEY")
+    severities: Severities = Severities()
+    outbox: Path = Path("reports/alert-outbox")
+    source: str = "trade-recon"
+
+
+class Report(Strict):
+    dir: Path = Path("reports")
+    samples_per_kind_field: int = Field(20, ge=0, le=1000)
+    # Public URL prefix for links in alerts; defaults to file:// paths.
+    link_base_url: str | None = None
+
+
+class PriceLimit(Strict):
+    segment: str
+    effective_from: date
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min >= self.max:
+            raise ValueError(f"min {self.min} must be below max {self.max}")
+        return self
+
+
+class ExpectationOverride(Strict):
+    dataset: str
+    expectation: str
+    enabled: bool = True
+    kwargs: dict = {}
+
+
+class Expectations(Strict):
+    enabled: bool = True
+    severity: Literal["critical", "error", "warning", "info"] = "warning"
+    price_limits: list[PriceLimit] = [
+        PriceLimit(segment="CONTINUOUS", effective_from=date(2017, 11, 14), min=-9999, max=9999),
+        PriceLimit(segment="IDA", effective_from=date(2024, 6, 13), min=-9999, max=9999),
+    ]
+    overrides: list[ExpectationOverride] = []
+
+
+class Spark(Strict):
+    master: str = "local[2]"
+    conf: dict[str, str] = {}
+
+
+class Config(Strict):
+    env: str = Field("local", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    datasets: list[Literal["trades", "orders"]] = ["trades", "orders"]
+    store: Store = Store()
+    api: Api = Api()
+    alerts: Alerts = Alerts()
+    report: Report = Report()
+    expectations: Expectations = Expectations()
+    spark: Spark = Spark()
+
+    def fingerprint(self) -> str:
+        """A hash of the effective config. Secrets are references (env names, paths), never values."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def resolve(self, path: Path) -> Path:
+        """Relative paths in config are relative to the working directory."""
+        return path if path.is_absolute() else Path.cwd() / path
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML without implicit dates: pydantic parses them, so an impossible date names its key."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in rs if tag != "tag:yaml.org,2002:timestamp"]
+    for ch, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _yaml(text: str):
+    return yaml.load(text, Loader=_Loader)
+
+
+def _set_path(tree: dict, keys: list[str], raw: str) -> None:
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.setdefault(k, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{'.'.join(keys)}: cannot override inside non-mapping {k!r}")
+        node = nxt
+    # Environment values are YAML scalars, so "false", "3" and "[a, b]" get their types.
+    try:
+        node[keys[-1]] = _yaml(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        node[keys[-1]] = raw
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown key '{loc}'")
+        else:
+            got = e.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"'{loc}': {e['msg']}{shown}")
+    return f"invalid configuration in {source}: " + "; ".join(lines)
+
+
+def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
+    environ = os.environ if environ is None else environ
+    source = Path(path) if path else DEFAULT_CONFIG
+    try:
+        text = source.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {source}: {e.strerror}") from None
+    try:
+        tree = _yaml(text) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {source} must be a mapping at the top level")
+    for name, raw in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX):
+            keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
+            if keys:
+                _set_path(tree, keys, raw)
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, str(source))) from None
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--day: {text!r} is not a calendar date (YYYY-MM-DD)") from None

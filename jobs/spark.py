@@ -1,0 +1,38 @@
+"""The one place a SparkSession is built."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from jobs.config import Config
+
+
+def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
+    # Workers must run this interpreter (the venv's), or they cannot import pyarrow.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    # Under spark-submit (which hands Python a running JVM gateway) the master comes from its
+    # command line; set one only when running standalone.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(cfg.spark.master if cfg else "local[2]")
+    defaults = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.ansi.enabled": "true",
+        "spark.driver.memory": "2g",
+    }
+    if cfg and cfg.store.format == "jdbc":
+        jars = [str(j) for j in cfg.store.jdbc.jars]
+        defaults["spark.jars"] = ",".join(jars)
+    for k, v in {**defaults, **(cfg.spark.conf if cfg else {})}.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+

@@ -1,0 +1,1 @@
+"""The dataset contract and the comparison engine."""

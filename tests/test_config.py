@@ -1,0 +1,71 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jobs.config import ConfigError, load_config, parse_day
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_default_config_loads():
+    cfg = load_config(environ={})
+    assert cfg.store.format == "parquet" and cfg.api.page_size == 2000
+
+
+def test_environment_overrides_file(tmp_path):
+    cfg = load_config(write(tmp_path, "api: {page_size: 100}\n"), environ={"TRADE_RECON__API__PAGE_SIZE": "500",
+                                                                          "TRADE_RECON__ALERTS__ENABLED": "false"})
+    assert cfg.api.page_size == 500 and cfg.alerts.enabled is False
+
+
+@pytest.mark.parametrize(
+    "text, env, named",
+    [
+        ("api: {pagesize: 10}\n", {}, "api.pagesize"),
+        ("api: {page_size: lots}\n", {}, "api.page_size"),
+        ("api: {page_size: 5000}\n", {}, "api.page_size"),
+        ("api: {base_url: 'ftp://x'}\n", {}, "api.base_url"),
+        ("store: {format: csv}\n", {}, "store.format"),
+        ("api: [1, 2\n", {}, "not valid YAML at line 2"),
+        ("", {"TRADE_RECON__ALERTS__NOPE": "1"}, "alerts.nope"),
+        ("expectations: {price_limits: [{segment: X, effective_from: 2026-02-30, min: 1, max: 2}]}\n", {}, "effective_from"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path, text, env, named):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), environ=env)
+    assert named in str(e.value)
+
+
+def test_impossible_day():
+    with pytest.raises(ConfigError, match="2026-02-30"):
+        parse_day("2026-02-30")
+
+
+def test_secrets_are_references_and_missing_ones_are_named(tmp_path):
+    cfg = load_config(write(tmp_path, "api: {api_key: {env: MY_KEY}}\n"), environ={})
+    with pytest.raises(ConfigError, match="MY_KEY"):
+        cfg.api.api_key.read("api.api_key")
+    keyfile = tmp_path / "key"
+    keyfile.write_text("s3cret\n")
+    cfg = load_config(write(tmp_path, f"api: {{api_key: {{file: {keyfile}}}}}\n"), environ={})
+    assert cfg.api.api_key.read("api.api_key") == "s3cret"
+    assert "s3cret" not in cfg.model_dump_json()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["seed", "--day", "2026-02-30"], "2026-02-30"),
+    (["seed", "--day", "2026-12-02", "--config", "/nonexistent.yaml"], "/nonexistent.yaml"),
+    (["seed", "--bogus"], "--bogus"),
+])
+def test_cli_exits_3_on_bad_config_or_usage(args, needle):
+    r = subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True, text=True)
+    assert r.returncode == 3, r.stderr
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr
