@@ -102,6 +102,9 @@ class DatasetResult:
     timings_s: dict[str, float] = field(default_factory=dict)
     # Set when the run could not complete: what failed, in one line, with no secrets.
     error: str | None = None
+    # ISO instants (UTC) of the run; the report and the run ledger show them.
+    started_at: str | None = None
+    finished_at: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @property
