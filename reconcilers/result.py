@@ -31,6 +31,10 @@ FINDING_KINDS: dict[str, str] = {
 }
 
 
+# What a sample shows on the API side when the API omitted the key altogether (not a null).
+ABSENT = "<absent>"
+
+
 class Outcome(IntEnum):
     """Exit codes. The worst outcome of a run's datasets is the process exit code."""
 
@@ -51,7 +55,7 @@ class Sample:
     field: str | None  # None for record-level kinds (missing_in_api, duplicate_key ...)
     key: dict[str, Any]
     store: Any = None  # JSON-friendly rendering of the store value or record
-    api: Any = None  # JSON-friendly rendering of the API value or record; "<absent>" when the key was omitted
+    api: Any = None  # JSON-friendly rendering of the API value or record; ABSENT when the key was omitted
     side: str | None = None  # for duplicate_key / null_key: "store" or "api"
 
 
