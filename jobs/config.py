@@ -125,6 +125,16 @@ class Severities(Strict):
     incomplete: Literal["critical", "error", "warning", "info"] = "error"
 
 
+class AlertRetry(Strict):
+    """Handed to the pagerduty client's own retry loop (sleep doubles after each attempt)."""
+
+    sleep_s: float = Field(1.5, ge=0)
+    max_http_attempts: int = Field(10, ge=1)
+    # The client retries 429 forever unless told otherwise; past this the event goes to the outbox.
+    rate_limit_retries: int = Field(5, ge=1)
+    max_network_attempts: int = Field(3, ge=1)
+
+
 class Alerts(Strict):
     enabled: bool = True
     base_url: str = "http://127.0.0.1:8766"
@@ -132,6 +142,20 @@ class Alerts(Strict):
     severities: Severities = Severities()
     outbox: Path = Path("reports/alert-outbox")
     source: str = "trade-recon"
+    timeout_s: float = Field(10.0, gt=0)
+    retry: AlertRetry = AlertRetry()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        loopback = parts.hostname in ("localhost", "::1") or (parts.hostname or "").startswith("127.")
+        # Plain http would carry the routing key in clear text, so only the local stand-in may use it.
+        if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+            raise ValueError(f"must be https://, or http:// on a loopback host: {v!r}")
+        return v.rstrip("/")
 
 
 class Report(Strict):
