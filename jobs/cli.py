@@ -51,6 +51,12 @@ def seed(
         typer.echo(f"seeded {r.rows:>9,} {r.dataset:<6} for {r.day} -> {r.path}")
 
 
+from jobs.alerts_cli import alerts_app, fake_pagerduty  # noqa: E402 - the alert commands live with the alerts
+
+app.add_typer(alerts_app, name="alerts")
+app.command("fake-pagerduty")(fake_pagerduty)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False)
