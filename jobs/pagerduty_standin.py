@@ -200,6 +200,8 @@ class State:
 def _handler(state: State, quiet: bool) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the real service
+        # Headers and body go out in two writes; with Nagle on, keep-alive clients wait 40 ms for each reply.
+        disable_nagle_algorithm = True
 
         def log_message(self, fmt: str, *args: Any) -> None:
             if not quiet:
@@ -298,7 +300,8 @@ class StandIn:
 def serve(*, port: int = 0, host: str = "127.0.0.1", state_file: Path | None = None) -> Iterator[StandIn]:
     """Run the stand-in in a background thread for the duration of the block."""
     server = make_server(host, port, state_file)
-    thread = threading.Thread(target=server.serve_forever, name="pagerduty-standin", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="pagerduty-standin", daemon=True)
     thread.start()
     try:
         yield StandIn(f"http://{host}:{server.server_address[1]}")
