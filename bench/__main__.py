@@ -10,6 +10,7 @@ from bench.table import render, save
 # name -> module with run() -> list[Row]. Each bench measures its peer in the same run.
 BENCHES = {
     "seed": "bench.seed_bench",
+    "alerts": "bench.alerts_bench",
 }
 
 

@@ -47,14 +47,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, sync_dir: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 class Outbox:
@@ -93,7 +94,8 @@ class Outbox:
     def dead(self) -> list[Entry]:
         return self._entries(self.dead_dir)
 
-    def _next_seq(self) -> int:
+    def _reserve(self, n: int) -> int:
+        """The first of n new sequence numbers."""
         counter = self.root / ".seq"
         try:
             last = int(counter.read_text().strip() or 0)
@@ -101,21 +103,28 @@ class Outbox:
             last = 0
         # The files win over a lost or stale counter, so a number is never handed out twice.
         last = max([last] + [e.seq for e in self.pending()] + [e.seq for e in self.dead()])
-        write_atomic(counter, f"{last + 1}\n".encode())
+        write_atomic(counter, f"{last + n}\n".encode())
         return last + 1
 
-    def _write(self, folder: Path, seq: int, record: dict) -> Path:
+    def _write(self, folder: Path, seq: int, record: dict, sync_dir: bool = True) -> Path:
         path = folder / f"{seq:0{_WIDTH}d}.json"
-        write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode())
+        write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode(), sync_dir)
         return path
 
-    def append(self, event: dict) -> Entry:
-        """Queue an event behind everything already pending. Call with the lock held."""
-        if "routing_key" in event:
+    def append_all(self, events: list[dict]) -> list[Entry]:
+        """Queue events, in order, behind everything already pending. Call with the lock held."""
+        if any("routing_key" in e for e in events):
             raise ValueError("refusing to store a routing key in the outbox")
-        seq = self._next_seq()
-        record = {"seq": seq, "queued_at": _now(), "attempts": 0, "last_error": None, "event": event}
-        return Entry(seq, self._write(self.root, seq, record), record)
+        first = self._reserve(len(events))
+        out = []
+        for seq, event in enumerate(events, first):
+            record = {"seq": seq, "queued_at": _now(), "attempts": 0, "last_error": None, "event": event}
+            out.append(Entry(seq, self._write(self.root, seq, record, sync_dir=False), record))
+        _fsync_dir(self.root)  # once for the batch: the files are durable from here on
+        return out
+
+    def append(self, event: dict) -> Entry:
+        return self.append_all([event])[0]
 
     def note_failure(self, entry: Entry, error: str) -> None:
         entry.record.update(attempts=entry.record.get("attempts", 0) + 1, last_error=error, last_attempt_at=_now())

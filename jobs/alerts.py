@@ -74,7 +74,7 @@ class _Redact(logging.Filter):
         self.secrets: set[str] = set()
 
     def scrub(self, text: str) -> str:
-        for s in self.secrets:
+        for s in tuple(self.secrets):  # another thread may be adding a key
             text = text.replace(s, mask(s))
         return text
 
@@ -273,7 +273,7 @@ def send_for(cfg: Config, result: DatasetResult, report_link: str | None, *, dry
         return AlertOutcome("disabled", events)
     box = _box(cfg)
     with box.locked():
-        seqs = [box.append(e).seq for e in events]
+        seqs = [e.seq for e in box.append_all(events)]
         flushed = _flush_locked(cfg, box)
     mine = set(seqs)
     if mine & set(flushed.dead_seqs):

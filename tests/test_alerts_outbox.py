@@ -24,6 +24,9 @@ def test_append_keeps_order_and_numbers_only_grow(tmp_path):
         assert box.pending() == []
         # An emptied outbox does not reuse numbers: order across runs stays the file order.
         assert box.append(ev(4)).seq == 4
+        assert [e.seq for e in box.append_all([ev(5), ev(6)])] == [5, 6]
+        box.delivered(box.pending()[-1])
+        box.delivered(box.pending()[-1])
     names = sorted(p.name for p in (tmp_path / "ob").iterdir())
     assert names == [".lock", ".seq", "000000000004.json", "dead"]  # no temporary files left behind
     rec = json.loads((tmp_path / "ob" / "000000000004.json").read_text())
