@@ -28,7 +28,6 @@ from typing import Any
 from urllib.parse import quote
 
 from jobs.config import Config
-from reconcilers.contract import DATASETS
 from reconcilers.result import FINDING_KINDS, DatasetResult
 
 SCHEMA_VERSION = 1
@@ -63,8 +62,8 @@ class ReportPaths:
 # ---------------------------------------------------------------- the JSON document
 
 
-def build_report(result: DatasetResult, cfg: Config) -> dict[str, Any]:
-    """The report document (schema version 1). Pure: nothing is written."""
+def core_fields(result: DatasetResult) -> dict[str, Any]:
+    """What the verdict, the summary line and the console need; the report adds the detail."""
     by_kind = {k: result.total(k) for k in _kinds_in_order(result.counts)}
     hourly = sorted(result.hourly, key=lambda h: h.hour_utc)
     doc = {
@@ -84,12 +83,21 @@ def build_report(result: DatasetResult, cfg: Config) -> dict[str, Any]:
             "hours_with_gaps": sum(1 for h in hourly if h.api < h.store),
         },
         "counts": {k: dict(sorted(result.counts[k].items(), key=_field_order(result.dataset))) for k in by_kind},
-        "explanations": {k: FINDING_KINDS[k] for k in by_kind if k in FINDING_KINDS},
         "hourly": [{"hour_utc": h.hour_utc, "store": h.store, "api": h.api, "gap": h.store - h.api} for h in hourly],
-        "samples": _capped_samples(result, cfg.report.samples_per_kind_field),
-        "samples_cap": cfg.report.samples_per_kind_field,
         "expectations": [asdict(e) for e in result.expectations],
         "api_stats": asdict(result.api_stats),
+    }
+    doc["summary"] = summary_line(doc)
+    return _jsonable(doc)
+
+
+def build_report(result: DatasetResult, cfg: Config) -> dict[str, Any]:
+    """The report document (schema version 1). Pure: nothing is written."""
+    doc = core_fields(result)
+    doc.update({
+        "explanations": {k: FINDING_KINDS[k] for k in doc["totals"]["by_kind"] if k in FINDING_KINDS},
+        "samples": _capped_samples(result, cfg.report.samples_per_kind_field),
+        "samples_cap": cfg.report.samples_per_kind_field,
         "timings_s": {k: round(float(v), 3) for k, v in result.timings_s.items()},
         "run": {
             "started_at": result.started_at,
@@ -100,16 +108,15 @@ def build_report(result: DatasetResult, cfg: Config) -> dict[str, Any]:
             "host": socket.gethostname(),
             "metadata": result.metadata,
         },
-    }
-    doc["summary"] = summary_line(doc)
+    })
     return _jsonable(doc)
 
 
 def summary_line(doc: dict[str, Any]) -> str:
-    """One plain sentence for the verdict: the first thing the on-call engineer reads."""
+    """One plain sentence under the verdict: the first thing the on-call engineer reads."""
     verdict = doc["verdict"]
     if verdict == "clean":
-        return f"clean: all {doc['rows']['store']:,} store rows served complete and unaltered"
+        return f"all {doc['rows']['store']:,} store rows served complete and unaltered"
     if verdict != "findings":
         return f"the job could not complete (not a data verdict): {doc.get('error') or verdict}"
     parts = []
@@ -133,6 +140,8 @@ def _kinds_in_order(counts: dict[str, dict[str, int]]) -> list[str]:
 
 def _field_order(dataset: str):
     """Sort key: record-level first, then contract order, then anything unknown by name."""
+    from reconcilers.contract import DATASETS  # pyarrow: imported only when a report is built
+
     names = DATASETS[dataset].names if dataset in DATASETS else []
 
     def key(item: tuple[str, int]):
@@ -201,6 +210,8 @@ def write_report(result: DatasetResult, cfg: Config) -> ReportPaths:
     """Write report.json and report.html for one run and point `latest` at it."""
     from jobs.report_html import render_html
 
+    if result.env != cfg.env:
+        raise ReportError(f"result of env {result.env!r} cannot be filed under env {cfg.env!r}")
     day_dir = day_dir_of(cfg, result.dataset, result.day)
     run_id = _part("run id", result.run_id)
     doc = build_report(result, cfg)
@@ -208,7 +219,7 @@ def write_report(result: DatasetResult, cfg: Config) -> ReportPaths:
     # Rendered from the serialized JSON, not from the result: the page shows exactly the record.
     html = render_html(json.loads(blob)).encode()
 
-    _makedirs(day_dir)
+    make_dirs(day_dir)
     _sweep_stale_staging(day_dir)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{run_id}-", dir=day_dir))
     try:
@@ -282,7 +293,7 @@ def _sweep_stale_staging(day_dir: Path) -> None:
             pass
 
 
-def _makedirs(path: Path) -> None:
+def make_dirs(path: Path) -> None:
     missing = []
     p = path
     while not p.exists():
