@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,19 +20,30 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final line (for cron)")] = False,
+    log_format: Annotated[LogFormat, typer.Option("--log-format", help="json: one JSON object per line")] = LogFormat.text,
+    debug: Annotated[bool, typer.Option("--debug", help="Debug logs, and stack traces on errors")] = False,
+) -> None:
     """trade-recon: reconcile the public trading API against the internal store."""
+    from jobs import console
+
+    console.configure(quiet=quiet, log_format=log_format.value, debug=debug)
 
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config (default conf/default.yaml)")]
 
 
 def _fail(message: str, hint: str | None = None, code: int = Outcome.CONFIG) -> None:
-    typer.echo(f"error: {message}", err=True)
-    if hint:
-        typer.echo(f"hint: {hint}", err=True)
-    raise typer.Exit(int(code))
+    from jobs import console
+
+    raise typer.Exit(console.error(message, hint, code))
 
 
 @app.command()
@@ -56,13 +68,19 @@ from jobs.alerts_cli import alerts_app, fake_pagerduty  # noqa: E402 - the alert
 app.add_typer(alerts_app, name="alerts")
 app.command("fake-pagerduty")(fake_pagerduty)
 
+from jobs.report_cli import history_cmd, report_app  # noqa: E402 - the report commands live with the reports
+
+app.add_typer(report_app, name="report")
+app.command("history")(history_cmd)
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, standalone_mode=False)
     except ConfigError as e:
-        typer.echo(f"error: {e}", err=True)
-        return int(Outcome.CONFIG)
+        from jobs import console
+
+        return console.error(str(e), code=Outcome.CONFIG)
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
@@ -71,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     except click_exc.UsageError as e:
         e.show()
         return int(Outcome.CONFIG)
+    except Exception as e:  # not expected: still one line (the stack trace with --debug), exit 2
+        from jobs import console
+
+        return console.unexpected(e)
     return rv if isinstance(rv, int) else 0
 
 
