@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pagerduty
@@ -51,6 +50,7 @@ class FlushResult:
 @dataclass
 class AlertOutcome:
     # delivered | queued (waits in the outbox) | rejected (some went to dead/) | disabled | dry-run | nothing
+    # | failed (the outbox was unwritable and PagerDuty did not take them: the events are in the error log)
     status: str
     events: list[dict]  # the bodies as planned, without routing key
     seqs: list[int] = field(default_factory=list)  # outbox sequence numbers of this run's events
@@ -240,8 +240,12 @@ def flush_outbox(cfg: Config, *, force: bool = False) -> FlushResult:
     box = _box(cfg)
     if not cfg.alerts.enabled and not force:
         return FlushResult(pending=len(box.pending()), skipped=True)
-    with box.locked():
-        return _flush_locked(cfg, box)
+    try:
+        with box.locked():
+            return _flush_locked(cfg, box)
+    except OSError as e:
+        log.error("alerts: cannot use the outbox %s: %s", box.root, e)
+        return FlushResult(error=f"outbox {box.root}: {e}")
 
 
 # ---------------------------------------------------------------- the job's entry point
@@ -272,9 +276,13 @@ def send_for(cfg: Config, result: DatasetResult, report_link: str | None, *, dry
         log.info("alerts disabled: not sending %s", "; ".join(_describe(e) for e in events))
         return AlertOutcome("disabled", events)
     box = _box(cfg)
-    with box.locked():
-        seqs = [e.seq for e in box.append_all(events)]
-        flushed = _flush_locked(cfg, box)
+    try:
+        with box.locked():
+            seqs = [e.seq for e in box.append_all(events)]
+            flushed = _flush_locked(cfg, box)
+    except OSError as e:
+        log.error("alerts: cannot use the outbox %s (%s); sending this run's events without it", box.root, e)
+        return _send_unqueued(cfg, events)
     mine = set(seqs)
     if mine & set(flushed.dead_seqs):
         status = "rejected"
@@ -283,6 +291,33 @@ def send_for(cfg: Config, result: DatasetResult, report_link: str | None, *, dry
     else:
         status = "queued"
     return AlertOutcome(status, events, seqs, flushed)
+
+
+def _send_unqueued(cfg: Config, events: list[dict]) -> AlertOutcome:
+    """Last resort when the outbox cannot be written: send directly, and put whatever is not
+    delivered into the error log in full, so a human can still send it."""
+    res = FlushResult(pending=len(events))
+    try:
+        client = _client(cfg, _routing_key(cfg))
+    except ConfigError as e:
+        res.error = str(e)
+    else:
+        try:
+            for event in events:
+                try:
+                    _deliver(client, event)
+                except (_Transient, _Rejected) as e:
+                    res.error = f"{_describe(event)}: {e}"
+                    break
+                res.sent += 1
+                res.pending -= 1
+        finally:
+            client.close()
+    if res.pending:
+        log.error("alerts: NOT DELIVERED and not queued (%s); the events, to send by hand: %s",
+                  res.error, json.dumps(events[res.sent:]))
+        return AlertOutcome("failed", events, flush=res)
+    return AlertOutcome("delivered", events, flush=res)
 
 
 # ---------------------------------------------------------------- outbox inspection for the CLI

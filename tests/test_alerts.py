@@ -323,3 +323,19 @@ def test_cli_status_and_flush(tmp_path, pd):
     assert r.returncode == 0 and "delivered 3, still queued 0" in r.stdout
     assert keys(pd.accepted())[0] == ("trigger", DATA)
     assert KEY not in r.stdout + r.stderr
+
+
+def test_unwritable_outbox_still_sends_and_never_raises(tmp_path, pd, caplog):
+    (tmp_path / "blocker").write_text("a file where the outbox directory should be")
+    env = {"TRADE_RECON__ALERTS__OUTBOX": str(tmp_path / "blocker" / "outbox")}
+    cfg = make_cfg(tmp_path, pd.base_url, **env)
+    with caplog.at_level(logging.ERROR, logger="jobs.alerts"):
+        assert send_for(cfg, run(), None).status == "delivered"
+    assert "cannot use the outbox" in caplog.text and len(pd.accepted()) == 3
+    assert flush_outbox(cfg).error.startswith("outbox ")
+    down = make_cfg(tmp_path, closed_port_url(), **env)
+    with caplog.at_level(logging.ERROR, logger="jobs.alerts"):
+        out = send_for(down, run(), None)
+    assert out.status == "failed" and out.flush.pending == 3
+    assert f'"dedup_key": "{DATA}"' in caplog.text  # the whole event, to send by hand
+    assert KEY not in caplog.text
