@@ -8,4 +8,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java >/dev/null
+apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java chromium >/dev/null
