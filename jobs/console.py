@@ -143,7 +143,7 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._rich = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("windows"),
+                TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(), TextColumn("windows"),
                 TextColumn("· {task.fields[detail]}"), TimeElapsedColumn(),
                 console=Console(file=self._stream), transient=False,
             )
