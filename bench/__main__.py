@@ -11,6 +11,7 @@ from bench.table import render, save
 BENCHES = {
     "seed": "bench.seed_bench",
     "alerts": "bench.alerts_bench",
+    "report": "bench.report_bench",
 }
 
 
