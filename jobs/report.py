@@ -339,7 +339,7 @@ def latest_report(cfg: Config, dataset: str, day: str | date) -> Path | None:
     link = day_dir_of(cfg, dataset, day) / LATEST
     try:
         target = link.parent / os.readlink(link)
-    except (FileNotFoundError, OSError):
+    except OSError:  # no pointer yet
         return None
     path = target / JSON_NAME
     return path if path.is_file() else None
@@ -368,10 +368,10 @@ def report_url(cfg: Config, path: Path) -> str:
     """A link to a report file: under `report.link_base_url` when set, else a file:// URI."""
     path = Path(path).resolve()
     base = cfg.report.link_base_url
-    if not base:
+    root = root_dir(cfg).resolve()
+    if not base or not path.is_relative_to(root):
         return path.as_uri()
-    rel = path.relative_to(root_dir(cfg).resolve())
-    return base.rstrip("/") + "/" + quote(rel.as_posix())
+    return base.rstrip("/") + "/" + quote(path.relative_to(root).as_posix())
 
 
 def _part(what: str, value: str) -> str:
