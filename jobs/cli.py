@@ -73,6 +73,10 @@ from jobs.report_cli import history_cmd, report_app  # noqa: E402 - the report c
 app.add_typer(report_app, name="report")
 app.command("history")(history_cmd)
 
+from api_server.cli import serve_api  # noqa: E402 - the API command lives with the API
+
+app.command("serve-api")(serve_api)
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
