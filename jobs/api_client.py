@@ -11,6 +11,9 @@ Paging faults versus data faults:
   reports them as `duplicate_key`;
 - a record whose delivery start lies outside the requested window is a paging fault: the API
   is not answering the question asked, so nothing it says about the window can be trusted.
+A page that is only records carried over from the previous page (a server that serves a
+duplicated record again on the next page) differs from that page and stays data; the one case
+the client cannot tell apart is a page holding exactly the previous page's records again.
 """
 
 from __future__ import annotations
@@ -154,9 +157,17 @@ def _short(exc: Exception) -> str:
     return f"{type(exc).__name__}: {reason}"[:200]
 
 
-def get_with_retries(session: requests.Session, st: ClientSettings, params: dict, status: WindowStatus) -> requests.Response:
-    """GET one page, retrying 429, 5xx, timeouts and connection errors with exponential backoff
-    and a capped Retry-After, within the run budget."""
+class _Transient(_PageError):
+    """Worth another attempt: the answer may be whole next time."""
+
+
+def fetch_page(session: requests.Session, st: ClientSettings, params: dict, status: WindowStatus,
+               page_size: int) -> tuple[list, str | None]:
+    """GET one page and check it; return its records and next cursor.
+
+    Retried with exponential backoff and a capped Retry-After, within the run budget: 429, 5xx,
+    timeouts, broken connections, and a 200 whose body is not whole JSON (a body cut off in
+    transit is the same failure as a dropped connection, only without the error)."""
     attempt = 0
     while True:
         attempt += 1
@@ -168,6 +179,10 @@ def get_with_retries(session: requests.Session, st: ClientSettings, params: dict
             resp = session.get(st.endpoint, params=params,
                                timeout=(min(st.connect_timeout_s, remaining), min(st.read_timeout_s, remaining)))
             status.bytes += len(resp.content)
+            if resp.status_code == 429 or resp.status_code >= 500:
+                wait_hint = _retry_after(resp.headers.get("Retry-After"))
+                raise _Transient(_problem(resp))
+            return check_page(resp, page_size)
         except requests.exceptions.SSLError as e:
             raise _PageError(f"TLS failed: {_short(e)}") from None
         except requests.exceptions.Timeout:
@@ -175,11 +190,8 @@ def get_with_retries(session: requests.Session, st: ClientSettings, params: dict
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as e:
             problem = f"connection failed ({_short(e)})"
-        else:
-            if resp.status_code != 429 and resp.status_code < 500:
-                return resp
-            problem = _problem(resp)
-            wait_hint = _retry_after(resp.headers.get("Retry-After"))
+        except _Transient as e:
+            problem = str(e)
         if wait_hint is not None and wait_hint > st.retry_after_cap_s:
             raise _PageError(f"{problem} with Retry-After {wait_hint:g} s, above the cap of {st.retry_after_cap_s:g} s")
         if attempt >= st.max_attempts:
@@ -201,11 +213,11 @@ def parse_body(content: bytes):
         # value becomes a finding instead of an unreadable page.
         return json.loads(content)
     except (ValueError, RecursionError):
-        raise _PageError(f"the body is not valid JSON (truncated or corrupt, {len(content):,} bytes)") from None
+        raise _Transient(f"the body is not valid JSON (truncated or corrupt, {len(content):,} bytes)") from None
 
 
 def check_page(resp: requests.Response, page_size: int) -> tuple[list, str | None]:
-    """The records and the next cursor of one 200/204 answer, after checking its envelope."""
+    """The records and the next cursor of one answer, after checking its envelope."""
     if resp.status_code == 204:
         return [], None
     if resp.status_code != 200:
@@ -246,8 +258,7 @@ def read_window(session: requests.Session, st: ClientSettings, decoder: PageDeco
         page += 1
         params = window_params(st, w, cursor)
         try:
-            resp = get_with_retries(session, st, params, status)
-            data, next_cursor = check_page(resp, st.page_size)
+            data, next_cursor = fetch_page(session, st, params, status, st.page_size)
             if previous and data == previous:
                 raise _PageError(f"page {page} repeats page {page - 1} record for record")
             if next_cursor is not None and (next_cursor == cursor or next_cursor in seen):
@@ -280,7 +291,7 @@ def preflight(st: ClientSettings, api_key: str, w: Window, dataset: str) -> None
     params = window_params(st, w, None, page_size=1)
     with new_session(st, api_key) as s:
         try:
-            check_page(get_with_retries(s, st, params, status), 1)
+            fetch_page(s, st, params, status, 1)
         except _PageError as e:
             url = public_url(f"{st.endpoint}?{urlencode(params)}")
             raise WindowFailed(f"{dataset}: the API preflight request failed: {e}; url {url}") from None

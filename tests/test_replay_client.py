@@ -6,6 +6,7 @@ import socket
 import time
 from datetime import date
 
+import orjson
 import pyarrow as pa
 import pytest
 
@@ -107,17 +108,25 @@ def test_budget_exhausted():
     assert "run budget of 60 s is used up" in err
 
 
+def test_truncated_body_is_retried_then_read():
+    def edit(req, env):
+        body = orjson.dumps(env)
+        return body[: len(body) // 2] if req.offset == 10 and req.n == 3 else body
+
+    with serve({"trades": RECORDS}, api_key=KEY, edit=edit) as api:
+        table, st, err = read(api)
+    assert err is None and table.num_rows == N and st.retries == 1
+
+
 def test_truncated_body_names_window_page_cursor_and_url_without_key():
     def edit(req, env):
-        import orjson
-
         body = orjson.dumps(env)
         return body[: len(body) // 2] if req.offset == 10 else body
 
     with serve({"trades": RECORDS}, api_key=KEY, edit=edit) as api:
         _, st, err = read(api)
     assert err.startswith(f"trades window {W.index} [{W.start}, {W.end}) page 3: the body is not valid JSON")
-    assert "last good cursor 'o10'" in err
+    assert "still failing after 4 attempts" in err and "last good cursor 'o10'" in err
     assert f"url {api.base_url}/v1/trades?deliveryStartFrom=" in err and "cursor=o10" in err
     assert KEY not in err
     assert st.pages == 2
