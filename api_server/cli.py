@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,6 +64,13 @@ def serve_api(
                        f"manifest: {manifest_path})")
 
     server.startup = announce
+
+    def stop(sig, frame):
+        # A stop request ends the service normally (exit 0); uvicorn would re-raise the signal.
+        server.force_exit = server.should_exit and sig == signal.SIGINT
+        server.should_exit = True
+
+    server.handle_exit = stop
     try:
         server.run()
     except SystemExit:

@@ -89,7 +89,9 @@ class FaultSpec:
         return ds is None or dataset in ds
 
     def text(self) -> str:
-        given = {k: v for k, v in self.params.items() if v is not None}
+        """Canonical `name:param=value,...`, listing only parameters that differ from the defaults."""
+        defaults = {k: d for k, (_, d) in FAULTS[self.name].items()}
+        given = {k: v for k, v in self.params.items() if v != defaults[k]}
         if not given:
             return self.name
         parts = [f"{k}={','.join(v) if isinstance(v, tuple) else v}" for k, v in sorted(given.items())]

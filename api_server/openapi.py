@@ -215,7 +215,7 @@ def build() -> dict:
             "parameters": {
                 "DeliveryDay": {"name": "deliveryDay", "in": "query", "description":
                                 "Europe/Amsterdam delivery day; excludes the window parameters.",
-                                "schema": {"type": "string", "format": "date"}},
+                                "schema": {"type": "string", "format": "date"}, "example": "2026-10-25"},
                 "DeliveryStartFrom": {"name": "deliveryStartFrom", "in": "query", "description":
                                       "Window start on deliveryStart (inclusive), an instant with offset.",
                                       "schema": instant},
@@ -225,7 +225,7 @@ def build() -> dict:
                 "PageSize": {"name": "pageSize", "in": "query", "description":
                              f"Records per page; more than {MAX_PAGE_SIZE} is refused, never capped.",
                              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
-                                        "default": DEFAULT_PAGE_SIZE}},
+                                        "default": DEFAULT_PAGE_SIZE}, "example": MAX_PAGE_SIZE},
                 "Cursor": {"name": "cursor", "in": "query", "description":
                            "The previous page's nextCursor; leave out for the first page.",
                            "schema": {"type": "string", "minLength": 1}},
