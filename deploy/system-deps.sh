@@ -9,3 +9,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java chromium >/dev/null
+# Spectral lints the API's OpenAPI document (tests/test_api_server_contract.py); pinned.
+SPECTRAL_VERSION=6.16.3
+command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+if [ "$(spectral --version 2>/dev/null)" != "$SPECTRAL_VERSION" ]; then
+  npm install -g --silent --no-fund --no-audit "@stoplight/spectral-cli@$SPECTRAL_VERSION" >/dev/null
+fi
