@@ -12,6 +12,7 @@ BENCHES = {
     "seed": "bench.seed_bench",
     "alerts": "bench.alerts_bench",
     "report": "bench.report_bench",
+    "serve": "bench.serve_bench",
 }
 
 
