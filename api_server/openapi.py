@@ -243,7 +243,8 @@ def render(doc: dict | None = None) -> bytes:
     return orjson.dumps(doc or build(), option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def write(path: Path = PATH) -> Path:
+def write(path: Path | None = None) -> Path:
+    path = path or PATH
     path.write_bytes(render())
     return path
 

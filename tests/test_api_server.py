@@ -362,3 +362,35 @@ def test_serve_api_refuses_bad_faults_and_missing_keys(tmp_path):
     empty.write_text("# no keys yet\n")
     nokeys = _recon("serve-api", "--port", "0", "--api-keys-file", str(empty))
     assert nokeys.returncode == 3 and str(empty) in nokeys.stderr
+
+
+def test_write_openapi_regenerates_the_document(tmp_path, monkeypatch, capsys):
+    from jobs.cli import main
+
+    target = tmp_path / "openapi.json"
+    monkeypatch.setattr(openapi, "PATH", target)
+    assert main(["serve-api", "--write-openapi"]) == 0
+    assert target.read_bytes() == openapi.render()
+
+
+# ---------------------------------------------------------------- the encoder on its own
+
+
+def test_encoder_escapes_strings_and_keeps_decimals_exact():
+    from api_server.encode import encode_rows
+
+    n = 4
+    base = trades_table(SPRING, n, seed=1)
+    cols = {f.name: base.column(f.name).combine_chunks() for f in TRADES.fields if f.name != "delivery_day"}
+    cols["delivery_day"] = pa.array([SPRING] * n, pa.date32())
+    cols["contract_name"] = pa.array(['say "hi"', "back\\slash", "line\nbreak", "Zürich ☀"])
+    cols["price"] = pa.array([Decimal("-12.30"), Decimal("0.00"), Decimal("-0.05"), Decimal("9999.99")], pa.decimal128(12, 2))
+    cols["execution_time"] = pa.array([datetime(2026, 3, 29, 6, 12, 3, 417999, tzinfo=timezone.utc)] * n,
+                                      pa.timestamp("us", tz="UTC"))
+    rows = encode_rows(cols, TRADES, omit={"trader_id": pa.array([True, False, True, False])})
+    text = "[" + "".join(rows.to_pylist())[:-1] + "]"
+    data = json.loads(text, parse_float=Decimal)
+    assert [r["contractName"] for r in data] == ['say "hi"', "back\\slash", "line\nbreak", "Zürich ☀"]
+    assert re.findall(r'"price":([^,]+),', text) == ["-12.30", "0.00", "-0.05", "9999.99"]
+    assert {r["executionTime"] for r in data} == {"2026-03-29T06:12:03.417Z"}  # truncated to ms, never rounded
+    assert ["traderId" in r for r in data] == [False, True, False, True]
