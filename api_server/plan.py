@@ -31,6 +31,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from api_server.encode import wrong_type_text
 from api_server.faults import FaultSpec
 from reconcilers.contract import Dataset, Field
 
@@ -133,8 +134,6 @@ class DayPlan:
     def apply(self, rows: np.ndarray, columns: dict[str, pa.Array]):
         """The served form of `rows` (record indices): columns, omit masks and type overrides
         for `encode_rows`."""
-        from api_server.encode import wrong_type_text
-
         omit, override = {}, {}
         for name, states in self.states.items():
             s = states[rows]

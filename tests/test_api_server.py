@@ -24,7 +24,7 @@ from api_server import openapi
 from api_server.source import ParquetSource, with_day_column
 from api_server.testing import serve
 from jobs.seed import seed_day, trades_table, write_day
-from reconcilers.contract import DATASETS, ORDERS, TRADES, day_bounds_utc, delivery_day_of
+from reconcilers.contract import DATASETS, ORDERS, TRADES, day_bounds_utc
 
 SPRING, AUTUMN = date(2026, 3, 29), date(2026, 10, 25)  # 23 and 25 hours
 EMPTY_DAY = date(2026, 6, 1)

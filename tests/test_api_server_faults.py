@@ -18,7 +18,7 @@ from api_server.faults import FaultError, parse_fault, parse_faults
 from api_server.source import ParquetSource, with_day_column
 from api_server.testing import serve
 from jobs.seed import seed_day
-from reconcilers.contract import DATASETS, ORDERS, TRADES
+from reconcilers.contract import ORDERS, TRADES
 from reconcilers.result import FINDING_KINDS
 
 SPRING, AUTUMN = date(2026, 3, 29), date(2026, 10, 25)
