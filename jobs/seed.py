@@ -116,6 +116,8 @@ def _prices_cents(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def trades_table(day: date, n: int, seed: int = 7) -> pa.Table:
     """`n` trade revisions for one delivery day, sorted by key."""
+    if n == 0:
+        return TRADES.arrow_schema(with_day=False).empty_table()
     rng = _rng(day, seed, "trades")
     products = _products(day)
     # Most trades have one revision; some are disputed and then cancelled or recalled.
@@ -198,6 +200,8 @@ def trades_table(day: date, n: int, seed: int = 7) -> pa.Table:
 
 def orders_table(day: date, n: int, seed: int = 7) -> pa.Table:
     """`n` order revisions (events) for one delivery day, sorted by key."""
+    if n == 0:
+        return ORDERS.arrow_schema(with_day=False).empty_table()
     rng = _rng(day, seed, "orders")
     products = _products(day)
     revs = rng.choice([1, 2, 3, 4, 5], p=[0.4, 0.25, 0.15, 0.1, 0.1], size=n)

@@ -76,3 +76,12 @@ def test_orders_are_realistic():
     assert any(r["remaining_quantity"] == 0 for r in o)  # zero: what omitempty drops
     assert any(r["text"] == "" for r in o) and any(r["text"] is None for r in o)  # "" is not null
     assert {r["action"] for r in o} >= {"USER_ADDED", "USER_MODIFIED", "PARTIAL_EXECUTION", "FULL_EXECUTION"}
+
+
+def test_an_empty_day_is_written_as_an_empty_partition(tmp_path):
+    import pyarrow.parquet as pq
+
+    results = seed_day(tmp_path, date(2026, 12, 2), trades=0, orders=0)
+    for r in results:
+        assert r.rows == 0
+        assert pq.read_table(r.path).num_rows == 0
