@@ -13,6 +13,7 @@ BENCHES = {
     "alerts": "bench.alerts_bench",
     "report": "bench.report_bench",
     "serve": "bench.serve_bench",
+    "gx": "bench.gx_bench",
 }
 
 

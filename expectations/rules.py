@@ -1,0 +1,181 @@
+"""The data-quality rules of a dataset, derived from the contract and the market rules.
+
+Pure: no Spark, no GX objects. Each rule has a stable name (what config overrides refer to), the
+GX expectation type and kwargs that check it, and, for rules GX has no expectation for, `check`:
+a Spark SQL predicate that is TRUE on an offending row. Those rules become a derived column
+(null when the row is fine) that GX validates with `expect_column_values_to_be_null`, so every
+rule of a side is decided in the same cached pass instead of one Spark query per rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from jobs.config import Expectations
+from reconcilers.contract import MARKET_TZ, PRODUCT_MINUTES, Dataset
+from expectations.limits import ORDER_SEGMENT, limit_in_force
+
+CHECK_PREFIX = "_chk_"
+PRICE = "price"
+SEGMENT = "market_segment"
+CONTINUOUS = "CONTINUOUS"
+REVISION = "revision_no"
+UPDATED = "updated_at"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # stable: referred to by config overrides and shown in reports
+    type: str  # GX expectation type
+    kwargs: dict[str, Any]
+    column: str | None  # the column the rule is about; None for record-level rules
+    description: str
+    check: str | None = None  # Spark SQL, TRUE when a row breaks the rule
+    where: tuple[str, str] | None = None  # (column, value): the rule holds only for these rows
+    show: tuple[str, ...] = field(default=())  # columns an offending row's example shows
+
+
+def check_column(name: str) -> str:
+    return CHECK_PREFIX + re.sub(r"\W", "_", name)
+
+
+def _check(name: str, ds: Dataset, column: str, sql: str, description: str, show: tuple[str, ...]) -> Rule:
+    shown = tuple(dict.fromkeys((*ds.key, *show)))
+    return Rule(
+        name,
+        "expect_column_values_to_be_null",
+        {"column": check_column(name)},
+        column,
+        description,
+        check=sql,
+        show=shown,
+    )
+
+
+def _tick(scale: int) -> str:
+    return format(Decimal(1).scaleb(-scale), "f")  # 2 -> "0.01"
+
+
+def _required(ds: Dataset) -> list[Rule]:
+    return [
+        Rule(f"not_null.{f.name}", "expect_column_values_to_not_be_null", {"column": f.name}, f.name,
+             f"{f.name} is required by the contract")
+        for f in ds.fields
+        if not f.nullable
+    ]
+
+
+def _key(ds: Dataset) -> list[Rule]:
+    return [
+        Rule("key_unique", "expect_compound_columns_to_be_unique", {"column_list": list(ds.key)}, None,
+             f"each ({', '.join(ds.key)}) occurs once")
+    ]
+
+
+def _enums(ds: Dataset) -> list[Rule]:
+    return [
+        Rule(f"in_set.{f.name}", "expect_column_values_to_be_in_set", {"column": f.name, "value_set": list(f.enum)},
+             f.name, f"{f.name} is one of {', '.join(f.enum)}")
+        for f in ds.fields
+        if f.enum
+    ]
+
+
+def _price_limits(ds: Dataset, day: date, cfg: Expectations) -> list[Rule]:
+    if PRICE not in ds.by_name:
+        return []
+    seg_field = ds.by_name.get(SEGMENT)
+    segments = seg_field.enum if seg_field else (ORDER_SEGMENT,)
+    rules = []
+    for seg in segments:
+        lim = limit_in_force(cfg.price_limits, seg, day)
+        if lim is None:  # the segment did not trade yet (IDA before its launch): nothing to hold it to
+            continue
+        rules.append(
+            Rule(f"price_within_limits.{seg}", "expect_column_values_to_be_between",
+                 {"column": PRICE, "min_value": lim.min, "max_value": lim.max}, PRICE,
+                 f"{seg} price within [{lim.min:g}, {lim.max:g}] EUR/MWh (limit from {lim.effective_from})",
+                 where=(SEGMENT, seg) if seg_field else None)
+        )
+    return rules
+
+
+def _ticks(ds: Dataset) -> list[Rule]:
+    # The API side carries decimals wider than the contract, so an off-tick value shows here.
+    return [
+        _check(f"on_tick.{f.name}", ds, f.name, f"{f.name} % {_tick(f.scale)} <> 0",
+               f"{f.name} is a multiple of {_tick(f.scale)}", (f.name,))
+        for f in ds.fields
+        if f.kind == "decimal" and f.scale is not None
+    ]
+
+
+def _delivery(ds: Dataset) -> list[Rule]:
+    names = ds.by_name
+    rules = []
+    if {"delivery_start", "delivery_end"} <= names.keys():
+        minutes = ", ".join(str(m) for m in sorted(set(PRODUCT_MINUTES.values())))
+        rules.append(_check(
+            "delivery_period", ds, "delivery_end",
+            "delivery_end <= delivery_start OR "
+            f"(unix_micros(delivery_end) - unix_micros(delivery_start)) / 60000000 NOT IN ({minutes})",
+            f"delivery_end after delivery_start by one of {minutes} minutes",
+            ("delivery_start", "delivery_end"),
+        ))
+    if {"execution_time", "delivery_start", SEGMENT} <= names.keys():
+        rules.append(_check(
+            "executed_before_delivery", ds, "execution_time",
+            f"{SEGMENT} = '{CONTINUOUS}' AND execution_time >= delivery_start",
+            "continuous trades are executed before delivery starts (gate closure)",
+            (SEGMENT, "execution_time", "delivery_start"),
+        ))
+    if "delivery_start" in names and ds.day_field in names:
+        rules.append(_check(
+            "delivery_day_local", ds, ds.day_field,
+            f"{ds.day_field} <> to_date(from_utc_timestamp(delivery_start, '{MARKET_TZ.key}'))",
+            f"{ds.day_field} is the {MARKET_TZ.key} calendar day of delivery_start",
+            ("delivery_start", ds.day_field),
+        ))
+    return rules
+
+
+def _revisions(ds: Dataset) -> list[Rule]:
+    if REVISION not in ds.key or UPDATED not in ds.by_name:
+        return []
+    ids = [k for k in ds.key if k != REVISION]
+    window = f"OVER (PARTITION BY {', '.join(ids)} ORDER BY {REVISION}, {UPDATED})"
+    prev = f"lag({REVISION}) {window}"
+    # A repeated revision is key_unique's finding, so a step of 0 is not a gap here. Rows with a
+    # null id belong to no record and are left to not_null.
+    known = " AND ".join(f"{i} IS NOT NULL" for i in ids)
+    return [
+        _check(
+            "revisions_contiguous", ds, REVISION,
+            f"{known} AND IF({prev} IS NULL, {REVISION} <> 1, {REVISION} - {prev} > 1)",
+            f"revisions of each {', '.join(ids)} run 1..n without gaps",
+            (REVISION,),
+        ),
+        _check(
+            "revisions_ordered", ds, UPDATED,
+            f"{known} AND {UPDATED} < lag({UPDATED}) {window}",
+            f"{UPDATED} does not go back as the revision increases",
+            (REVISION, UPDATED),
+        ),
+    ]
+
+
+def rules(ds: Dataset, day: date, cfg: Expectations) -> list[Rule]:
+    """Every built-in rule of `ds` for `day`, before config overrides."""
+    return [
+        *_required(ds),
+        *_key(ds),
+        *_enums(ds),
+        *_price_limits(ds, day, cfg),
+        *_ticks(ds),
+        *_delivery(ds),
+        *_revisions(ds),
+    ]

@@ -1,0 +1,45 @@
+"""The GX suite of a dataset for a delivery day: contract rules, then config overrides."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import great_expectations as gx
+from great_expectations.exceptions import ExpectationNotFoundError
+from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.registry import get_expectation_impl
+from great_expectations.expectations.row_conditions import Column
+
+from jobs.config import ConfigError, Expectations
+from reconcilers.contract import Dataset
+from expectations.overrides import apply_overrides
+from expectations.rules import Rule, rules
+
+
+def to_expectation(ds: Dataset, rule: Rule) -> Expectation:
+    """The GX expectation of a rule. The stable name and the derived check travel in `meta`."""
+    kwargs = dict(rule.kwargs)
+    if rule.where:
+        kwargs["row_condition"] = Column(rule.where[0]) == rule.where[1]
+    meta = {"name": rule.name, "column": rule.column}
+    if rule.check:
+        meta |= {"check": rule.check, "show": list(rule.show)}
+    try:
+        impl = get_expectation_impl(rule.type)
+    except ExpectationNotFoundError:
+        raise ConfigError(f"expectations: {ds.name}/{rule.name}: unknown GX expectation type {rule.type!r}") from None
+    try:
+        return impl(**kwargs, meta=meta, description=rule.description)
+    except (TypeError, ValueError) as e:
+        detail = " ".join(str(e).split())
+        raise ConfigError(f"expectations: {ds.name}/{rule.name}: invalid arguments for {rule.type}: {detail}") from None
+
+
+def build_suite(ds: Dataset, day: date, cfg: Expectations) -> gx.ExpectationSuite:
+    """The suite `run_suites` validates both sides with. ConfigError on a bad override."""
+    chosen = apply_overrides(ds, rules(ds, day, cfg), cfg.overrides)
+    return gx.ExpectationSuite(
+        name=f"{ds.name}-{day.isoformat()}",
+        expectations=[to_expectation(ds, r) for r in chosen],
+        meta={"dataset": ds.name, "delivery_day": day.isoformat()},
+    )
