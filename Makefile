@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench prereqs clean
+.PHONY: demo test bench prereqs clean airflow-venv
 
 prereqs:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -19,6 +19,18 @@ $(STAMP): pyproject.toml constraints.txt | prereqs
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,bench]'
 	@touch $@
 
+# Apache Airflow in its own venv, from the committed full freeze (its pins never mix with ours).
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed
+
+$(AIRFLOW_STAMP): deploy/airflow/requirements-airflow.txt | prereqs
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install --quiet -r deploy/airflow/requirements-airflow.txt
+	@touch $@
+
+airflow-venv: $(AIRFLOW_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/recon demo
 
@@ -29,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) data reports .pytest_cache
+	rm -rf $(VENV) $(AIRFLOW_VENV) data reports .pytest_cache

@@ -9,6 +9,11 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java chromium >/dev/null
+# PostgreSQL (the JDBC store tests): start the Debian cluster if it is installed and not running.
+if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+  pg_ver="$(ls /etc/postgresql | sort -V | tail -1)"
+  pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect "$pg_ver" main start
+fi
 # Spectral lints the API's OpenAPI document (tests/test_api_server_contract.py); pinned.
 SPECTRAL_VERSION=6.16.3
 command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
