@@ -54,8 +54,9 @@ def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: boo
     _log_handler.setFormatter(_JsonFormatter() if settings.json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(_log_handler)
     root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
-    # py4j logs every gateway call at INFO.
-    logging.getLogger("py4j").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Chatty libraries: py4j logs every gateway call, Great Expectations its internals, at INFO.
+    for name in ("py4j", "great_expectations"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 class _JsonFormatter(logging.Formatter):

@@ -135,32 +135,31 @@ def field_table(counts: dict[str, dict[str, int]], kinds: list[str]) -> dict[str
 
 
 def sample_groups(samples: list[dict[str, Any]], kinds: list[str]) -> list[dict[str, Any]]:
-    """Samples grouped by kind, each with rows of (field, store, api, differs)."""
+    """Samples grouped by kind. Field-level samples become rows of one table per kind (key,
+    field, store, API); whole-record samples become one field-by-field comparison each."""
     order = {k: i for i, k in enumerate(kinds)}
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, dict[str, list]] = {}
     for s in sorted(samples, key=lambda s: order.get(s["kind"], len(order))):
+        g = groups.setdefault(s["kind"], {"fields": [], "records": []})
         store, api = s.get("store"), s.get("api")
-        item = {
-            "key": " · ".join(f"{k}={v}" for k, v in (s.get("key") or {}).items()),
-            "field": s.get("field"),
-            "side": s.get("side"),
-            # A whole record on one side only (missing_in_api, unexpected_in_api): the other
-            # side is shown once, not repeated on every field's row.
-            "only": None,
-        }
-        if s.get("field") is None and isinstance(store, dict) and isinstance(api, dict):
+        key = " · ".join(f"{k}={v}" for k, v in (s.get("key") or {}).items())
+        if s.get("field") is not None or not (isinstance(store, dict) or isinstance(api, dict)):
+            g["fields"].append({"key": key, "field": s.get("field") or "(record)", "side": s.get("side"),
+                                "store": store, "api": api})
+            continue
+        item = {"key": key, "side": s.get("side"), "only": None}
+        if isinstance(store, dict) and isinstance(api, dict):
             names = list(store) + [n for n in api if n not in store]
             item["rows"] = [
                 {"field": n, "store": store.get(n, ABSENT), "api": api.get(n, ABSENT),
                  "differs": store.get(n, ABSENT) != api.get(n, ABSENT)}
                 for n in names
             ]
-        elif s.get("field") is None and (isinstance(store, dict) or isinstance(api, dict)):
-            item["only"] = "store" if isinstance(store, dict) else "api"
-            record, other = (store, api) if item["only"] == "store" else (api, store)
-            item["other"] = other
-            item["rows"] = [{"field": n, "value": v} for n, v in record.items()]
         else:
-            item["rows"] = [{"field": s.get("field") or "(record)", "store": store, "api": api, "differs": True}]
-        groups.setdefault(s["kind"], []).append(item)
-    return [{"kind": k, "items": v} for k, v in groups.items()]
+            # A whole record on one side only (missing_in_api, unexpected_in_api): the other
+            # side is said once, not repeated on every field's row.
+            item["only"] = "store" if isinstance(store, dict) else "api"
+            record, item["other"] = (store, api) if item["only"] == "store" else (api, store)
+            item["rows"] = [{"field": n, "value": v} for n, v in record.items()]
+        g["records"].append(item)
+    return [{"kind": k, **v, "count": len(v["fields"]) + len(v["records"])} for k, v in groups.items()]
