@@ -26,6 +26,8 @@ def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.ansi.enabled": "true",
         "spark.driver.memory": "2g",
+        # Our own progress display (and --quiet / --log-format json) own the console.
+        "spark.ui.showConsoleProgress": "false",
     }
     if cfg and cfg.store.format == "jdbc":
         jars = [str(j) for j in cfg.store.jdbc.jars]
