@@ -272,7 +272,7 @@ def read_window(session: requests.Session, st: ClientSettings, decoder: PageDeco
                 raise _PageError(f"{outside} record(s) outside the window, the first with {decoder.window_json} {first}")
         except _PageError as e:
             last = "none (first page)" if cursor is None else repr(cursor[:120])
-            url = public_url(f"{st.endpoint}?{urlencode(params)}")
+            url = public_url(f"{st.endpoint}?{urlencode(params, safe=':')}")
             raise WindowFailed(f"{dataset} {w.label()} page {page}: {e}; last good cursor {last}; url {url}") from None
         status.pages += 1
         status.records += len(data)
@@ -284,14 +284,14 @@ def read_window(session: requests.Session, st: ClientSettings, decoder: PageDeco
         cursor, previous = next_cursor, data
 
 
-def preflight(st: ClientSettings, api_key: str, w: Window, dataset: str) -> None:
+def preflight(st: ClientSettings, api_key: str, w: Window, dataset: str, status: WindowStatus) -> None:
     """One small request from the driver before any task starts, so that a down API, a
-    rejected key or a TLS problem fails the run in seconds with one clear message."""
-    status = WindowStatus(w.index, w.start, w.end)
+    rejected key or a TLS problem fails the run in seconds with one clear message. Its
+    retries and bytes are counted in `status`."""
     params = window_params(st, w, None, page_size=1)
     with new_session(st, api_key) as s:
         try:
             fetch_page(s, st, params, status, 1)
         except _PageError as e:
-            url = public_url(f"{st.endpoint}?{urlencode(params)}")
+            url = public_url(f"{st.endpoint}?{urlencode(params, safe=':')}")
             raise WindowFailed(f"{dataset}: the API preflight request failed: {e}; url {url}") from None

@@ -166,12 +166,13 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Repl
     verify = tls_verify(cfg)
     windows = plan_windows(day, cfg.api.window_minutes)
     settings = client_settings(cfg, ds, time.time(), verify)
-    stats = ApiStats(windows=len(windows))
+    probe = WindowStatus(windows[0].index, windows[0].start, windows[0].end)
     try:
-        preflight(settings, api_key, windows[0], ds.name)
+        preflight(settings, api_key, windows[0], ds.name, probe)
     except WindowFailed as e:
-        stats.windows_failed = len(windows)
+        stats = ApiStats(windows=len(windows), windows_failed=len(windows), retries=probe.retries, bytes=probe.bytes)
         return Replay(None, stats, [str(e).replace(api_key, "***")])
+    stats = ApiStats(windows=len(windows), retries=probe.retries, bytes=probe.bytes)
 
     rows = [(w.index, w.start_us, w.end_us) for w in windows]
     plan = spark.createDataFrame(spark.sparkContext.parallelize(rows, len(rows)),

@@ -232,6 +232,6 @@ def test_rejected_key_is_not_retried_and_not_shown():
 def test_preflight_fails_fast_with_one_message():
     with serve({"trades": RECORDS}, api_key="another") as api:
         with pytest.raises(WindowFailed) as e:
-            preflight(settings(api.base_url), KEY, W, "trades")
+            preflight(settings(api.base_url), KEY, W, "trades", WindowStatus(W.index, W.start, W.end))
     assert str(e.value).startswith("trades: the API preflight request failed: HTTP 401")
     assert "pageSize=1" in str(e.value) and KEY not in str(e.value)
