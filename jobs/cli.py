@@ -63,6 +63,25 @@ def seed(
         typer.echo(f"seeded {r.rows:>9,} {r.dataset:<6} for {r.day} -> {r.path}")
 
 
+class DatasetChoice(str, Enum):
+    trades = "trades"
+    orders = "orders"
+    all = "all"
+
+
+@app.command("run")
+def run_cmd(
+    day: Annotated[str, typer.Option("--day", help="Delivery day YYYY-MM-DD (Europe/Amsterdam)")],
+    dataset_: Annotated[DatasetChoice, typer.Option("--dataset", help="Dataset to reconcile")] = DatasetChoice.all,
+    config: ConfigOpt = None,
+) -> None:
+    """Reconcile the API against the store for one delivery day (exit 0 clean, 1 findings, 2 incomplete)."""
+    from jobs.run import dataset_names, run
+
+    cfg = load_config(config)
+    raise typer.Exit(run(cfg, parse_day(day), dataset_names(cfg, dataset_.value)))
+
+
 from jobs.alerts_cli import alerts_app, fake_pagerduty  # noqa: E402 - the alert commands live with the alerts
 
 app.add_typer(alerts_app, name="alerts")
