@@ -35,19 +35,19 @@ def api_key(monkeypatch):
     monkeypatch.setenv("RECON_FAULTS_KEY", "k")
 
 
-def config(store, base_url: str, **api) -> Config:
+def config(store, base_url: str, gx: bool = False, **api) -> Config:
     return Config.model_validate({
         "env": "test",
         "store": {"path": str(store)},
         "api": {"base_url": base_url, "api_key": {"env": "RECON_FAULTS_KEY"}, "page_size": 40, "window_minutes": 180,
                 "retry": {"backoff_s": 0.01, "backoff_max_s": 0.05, "retry_after_cap_s": 5}, **api},
-        "expectations": {"enabled": False},
+        "expectations": {"enabled": gx},
     })
 
 
-def reconcile(spark, store, faults, day, datasets=(TRADES, ORDERS), **api):
+def reconcile(spark, store, faults, day, datasets=(TRADES, ORDERS), gx: bool = False, **api):
     with serve(store, faults=faults, fault_seed=13) as srv:
-        cfg = config(store, srv.base_url, **api)
+        cfg = config(store, srv.base_url, gx, **api)
         results = {ds.name: run_day(spark, cfg, ds, day, new_run_id()) for ds in datasets}
         manifest = srv.manifest_data()
     return results, manifest
@@ -90,6 +90,16 @@ def test_clean_server_is_clean(spark, store, day):
         assert all(h.store == h.api for h in r.hourly)
         assert r.metadata["run_id"] == r.run_id and r.metadata["config_fingerprint"]
         assert {"store_read", "api_replay", "compare", "total"} <= set(r.timings_s)
+
+
+def test_expectations_run_on_both_sides(spark, store):
+    results, _ = reconcile(spark, store, (), LONG, datasets=(TRADES,), gx=True)
+    r = results["trades"]
+    assert {e.side for e in r.expectations} == {"store", "api"}
+    assert "expectations" in r.timings_s
+    # The seeded trades satisfy every trade expectation on both sides.
+    assert [e.expectation for e in r.expectations if not e.success] == []
+    assert (r.outcome, r.counts) == (Outcome.CLEAN, {})
 
 
 @pytest.mark.parametrize("profile", ["503-burst", "429-burst:retry_after=1", "truncate-body:count=2", "slow-pages:delay=0.01"])

@@ -1,0 +1,122 @@
+"""`recon run` and the spark-submit application, end to end as separate processes against the
+bundled API on loopback: exit codes, one-line errors, and the API key never printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from api_server.testing import serve
+from jobs.seed import seed_day
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DAY = date(2026, 3, 29)
+KEY = "cli-secret-key-4411"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clistore")
+    seed_day(root, DAY, 250, 600, seed=4)
+    return root
+
+
+def write_config(tmp_path: Path, store: Path, base_url: str) -> Path:
+    cfg = tmp_path / "recon.yaml"
+    cfg.write_text(
+        "env: clitest\n"
+        f"store: {{path: '{store}'}}\n"
+        f"api: {{base_url: '{base_url}', api_key: {{env: RECON_CLI_KEY}}, page_size: 100, window_minutes: 120,"
+        " retry: {backoff_s: 0.01, backoff_max_s: 0.05}}\n"
+        f"report: {{dir: '{tmp_path / 'reports'}'}}\n"
+        "alerts: {enabled: false}\n"
+        "expectations: {enabled: false}\n"
+    )
+    return cfg
+
+
+def env(with_key: bool = True) -> dict:
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("TRADE_RECON", "PYSPARK_GATEWAY"))}
+    e["PYSPARK_PYTHON"] = sys.executable
+    if with_key:
+        e["RECON_CLI_KEY"] = KEY
+    else:
+        e.pop("RECON_CLI_KEY", None)
+    return e
+
+
+def recon(*args, cwd: Path, with_key: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "recon"), *args], cwd=cwd, env=env(with_key), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_recon_run_clean_day_exits_0_and_never_prints_the_key(tmp_path, store):
+    with serve(store, api_keys=(KEY,)) as api:
+        cfg = write_config(tmp_path, store, api.base_url)
+        p = recon("run", "--day", DAY.isoformat(), "--config", str(cfg), cwd=tmp_path)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-3000:]
+    final = p.stdout.strip().splitlines()[-1]
+    assert "CLEAN trades 2026-03-29" in final and "CLEAN orders 2026-03-29" in final
+    assert KEY not in out
+    reports = list((tmp_path / "reports").rglob("report.json"))
+    assert len(reports) == 2 and not any(KEY in r.read_text() for r in reports)
+    assert "Traceback" not in out
+
+
+def test_recon_run_missing_partition_exits_2_naming_it(tmp_path, store):
+    with serve(store, api_keys=(KEY,)) as api:
+        cfg = write_config(tmp_path, store, api.base_url)
+        p = recon("run", "--day", "2026-03-30", "--dataset", "trades", "--config", str(cfg), cwd=tmp_path)
+    out = p.stdout + p.stderr
+    assert p.returncode == 2, out[-3000:]
+    assert f"trades: store partition {store}/trades/delivery_day=2026-03-30 does not exist" in out
+    assert "Traceback" not in out and KEY not in out
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--day", "2026-02-30"], "2026-02-30"),
+    (["--day", "2026-03-29", "--dataset", "fills"], "fills"),
+])
+def test_recon_run_bad_usage_exits_3(tmp_path, store, args, says):
+    cfg = write_config(tmp_path, store, "http://127.0.0.1:9")
+    p = recon("run", *args, "--config", str(cfg), cwd=tmp_path)
+    assert p.returncode == 3 and says in p.stdout + p.stderr
+
+
+def test_recon_run_without_the_key_exits_3_before_spark(tmp_path, store):
+    cfg = write_config(tmp_path, store, "http://127.0.0.1:9")
+    p = recon("run", "--day", DAY.isoformat(), "--config", str(cfg), cwd=tmp_path, with_key=False)
+    out = p.stdout + p.stderr
+    assert p.returncode == 3, out[-2000:]
+    assert "RECON_CLI_KEY is not set" in out and "starting Spark" not in out
+
+
+def test_spark_submit_runs_the_job_and_returns_its_exit_code(tmp_path, store):
+    bundle = tmp_path / "trade_recon.zip"
+    with zipfile.ZipFile(bundle, "w") as z:
+        for pkg in ("jobs", "reconcilers", "expectations", "api_server"):
+            for f in (ROOT / pkg).rglob("*"):
+                if f.is_file() and "__pycache__" not in f.parts:
+                    z.write(f, f.relative_to(ROOT))
+    with serve(store, faults=("drop-records:rate=0.05",), fault_seed=2, api_keys=(KEY,)) as api:
+        cfg = write_config(tmp_path, store, api.base_url)
+        p = subprocess.run(
+            [str(BIN / "spark-submit"), "--master", "local[2]", "--py-files", str(bundle), str(ROOT / "jobs" / "spark_app.py"),
+             "--day", DAY.isoformat(), "--dataset", "trades", "--config", str(cfg)],
+            cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=600)
+        want = api.manifest_data()["expected"]["trades"][DAY.isoformat()]["missing_in_api"]["*"]
+    out = p.stdout + p.stderr
+    assert p.returncode == 1, out[-3000:]
+    final = p.stdout.strip().splitlines()[-1]
+    assert final.startswith(f"FINDINGS trades 2026-03-29: {want} finding") and "missing_in_api" in final
+    assert KEY not in out
