@@ -71,6 +71,8 @@ TRANSPORT_FAULTS: dict[str, dict[str, Param]] = {
     "truncate-body": {"count": (_count, 1), "pages": (_pages, "first")},
     "stuck-cursor": {"after": (_count, 1)},
     "repeat-last-page": {"times": (_count, 1)},
+    # The day changes between pages (see mutate.py); its findings are decided as pages are served.
+    "mutate-during-read": {"changes": (_count, 2), "inserts": (_count, 1), "datasets": (_LIST, None)},
 }
 FAULTS = {**DATA_FAULTS, **TRANSPORT_FAULTS}
 
@@ -161,4 +163,7 @@ def parse_faults(texts: list[str] | tuple[str, ...]) -> tuple[FaultSpec, ...]:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise FaultError(f"fault profile given twice: {', '.join(dup)}")
+    if "mutate-during-read" in names and any(s.is_data for s in specs):
+        # Its findings are computed against unaltered records; a data fault on top would blur both.
+        raise FaultError("mutate-during-read cannot be combined with data faults")
     return specs

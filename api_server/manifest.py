@@ -25,6 +25,9 @@ class Manifest:
         self.path = Path(path) if path else None
         self.faults, self.seed, self._transport = faults, seed, transport
         self._days: dict[tuple[str, str], list[dict]] = {}
+        # Findings decided while pages are served (mutate-during-read), and what each event did.
+        self._served: dict[tuple[str, str], list[dict]] = {}
+        self._mutations: list[dict] = []
         self._lock = threading.Lock()
 
     def add_day(self, dataset: str, day: str, findings: list[dict]) -> None:
@@ -32,21 +35,34 @@ class Manifest:
             self._days[(dataset, day)] = findings
         self.write()
 
+    def add_mutation(self, dataset: str, day: str, event: dict, findings: list[dict]) -> None:
+        """One mutate-during-read event, and the day's served findings as they now stand."""
+        with self._lock:
+            self._mutations.append({"dataset": dataset, "day": day, **event})
+            self._served[(dataset, day)] = findings
+        self.write()
+
     def to_dict(self) -> dict:
         with self._lock:
-            days = sorted(self._days.items())
+            days = {k: list(v) for k, v in self._days.items()}
+            for k, v in self._served.items():
+                days.setdefault(k, []).extend(v)
+            mutations = list(self._mutations)
         expected: dict[str, dict[str, dict]] = {}
         injected: list[dict] = []
-        for (dataset, day), findings in days:
+        for (dataset, day), findings in sorted(days.items()):
             expected.setdefault(dataset, {})[day] = expected_counts(findings)
             injected += findings
-        return {
+        doc = {
             "profiles": [f.text() for f in self.faults],
             "seed": self.seed,
             "injected": injected,
             "expected": expected,
             "transport": self._transport(),
         }
+        if mutations:
+            doc["mutations"] = mutations
+        return doc
 
     def write(self) -> None:
         if self.path is None:

@@ -20,11 +20,13 @@ def build(source: DataSource, keys: ApiKeys, faults: tuple[FaultSpec, ...] = (),
     return create_app(service, keys), service
 
 
-def uvicorn_server(app, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Server:
+def uvicorn_server(app, host: str = "127.0.0.1", port: int = 0, tls: tuple[Path, Path] | None = None) -> uvicorn.Server:
+    """`tls`: (certificate, private key) PEM files to serve https instead of http."""
     # uvicorn's own access log is off (ours in app.AccessLog logs no headers); log_config=None
     # leaves logging to the caller instead of uvicorn's dictConfig.
+    certfile, keyfile = tls if tls else (None, None)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None, lifespan="on",
-                            timeout_keep_alive=30, server_header=False)
+                            timeout_keep_alive=30, server_header=False, ssl_certfile=certfile, ssl_keyfile=keyfile)
     return uvicorn.Server(config)
 
 

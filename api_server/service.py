@@ -21,6 +21,7 @@ from api_server.cursor import Cursor, CursorError, decode
 from api_server.day import Day, Window
 from api_server.faults import FaultSpec
 from api_server.manifest import Manifest
+from api_server.mutate import Mutator
 from api_server.problems import Problem
 from api_server.query import Query, iso_z, to_us
 from api_server.source import DataSource
@@ -36,6 +37,8 @@ class ApiService:
         self.source, self.faults, self.seed = source, tuple(faults), seed
         self.transport = Transport(self.faults)
         self.manifest = Manifest(manifest_path, self.faults, seed, self.transport.describe)
+        mutate = next((f for f in self.faults if f.name == "mutate-during-read"), None)
+        self.mutator = Mutator(mutate) if mutate else None
         self._days: OrderedDict[tuple[str, date], Day] = OrderedDict()
         self._loading: dict[tuple[str, date], threading.Lock] = {}
         self._lock = threading.Lock()
@@ -67,6 +70,11 @@ class ApiService:
                     self._days.popitem(last=False)
             return loaded
 
+    def replace_day(self, ds: Dataset, day: date, new: Day) -> None:
+        """Serve `new` from now on (a day changed in place by mutate-during-read)."""
+        with self._lock:
+            self._days[(ds.name, day)] = new
+
     # -- pages ----------------------------------------------------------------------------
     def cursor(self, q: Query) -> Cursor | None:
         if q.cursor is None:
@@ -78,6 +86,8 @@ class ApiService:
 
     def page(self, q: Query, cur: Cursor | None) -> tuple[bytes, int]:
         """The page's response body and how many records it holds."""
+        if self.mutator is not None:
+            self.mutator.before_page(self, q, cur)
         day = self.day(q.ds, q.day)
         win = day.window(q.start_us, q.end_us)
         if cur is not None and cur.past_end:

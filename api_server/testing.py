@@ -48,13 +48,15 @@ class RunningApi:
 
 @contextmanager
 def serve(store_path: Path | str | DataSource, *, faults=(), fault_seed: int = 0, api_keys=("k",),
-          manifest: Path | None = None, startup_timeout_s: float = 20.0) -> Iterator[RunningApi]:
+          manifest: Path | None = None, startup_timeout_s: float = 20.0,
+          tls: tuple[Path, Path] | None = None) -> Iterator[RunningApi]:
+    """`tls`: (certificate, key) PEM files; the API then answers on https://127.0.0.1:PORT."""
     source = store_path if not isinstance(store_path, (str, Path)) else ParquetSource(store_path)
     specs = parse_faults(list(faults)) if faults and isinstance(next(iter(faults)), str) else tuple(faults)
     with tempfile.TemporaryDirectory(prefix="recon-api-") as tmp:
         manifest_path = Path(manifest) if manifest else Path(tmp) / "manifest.json"
         app, service = build(source, ApiKeys(list(api_keys)), specs, fault_seed, manifest_path)
-        server = uvicorn_server(app, "127.0.0.1", 0)
+        server = uvicorn_server(app, "127.0.0.1", 0, tls)
         thread = threading.Thread(target=server.run, name="recon-api", daemon=True)
         thread.start()
         deadline = time.monotonic() + startup_timeout_s
@@ -65,7 +67,7 @@ def serve(store_path: Path | str | DataSource, *, faults=(), fault_seed: int = 0
             time.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            yield RunningApi(f"http://127.0.0.1:{port}", manifest_path, service)
+            yield RunningApi(f"{'https' if tls else 'http'}://127.0.0.1:{port}", manifest_path, service)
         finally:
             server.should_exit = True
             thread.join(timeout=30)
