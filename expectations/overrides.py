@@ -34,7 +34,7 @@ def _added(o: ExpectationOverride, known: list[str]) -> Rule:
 
 def apply_overrides(ds: Dataset, rules: list[Rule], overrides: Iterable[ExpectationOverride]) -> list[Rule]:
     out = list(rules)
-    known = [r.name for r in rules]
+    known = sorted({r.name.split(".")[0] + (".*" if "." in r.name else "") for r in rules})
     for o in overrides:
         if o.dataset not in DATASETS:
             raise ConfigError(f"expectations.overrides: unknown dataset {o.dataset!r}; expected one of {sorted(DATASETS)}")
