@@ -79,11 +79,11 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def config_tree(tmp: Path, store: Path, api_url: str, pd_url: str, **over) -> dict:
+def config_tree(tmp: Path, store_path: Path, api_url: str, pd_url: str, **over) -> dict:
     """Short timeouts and retries, so a case that must fail fails in seconds."""
     tree = {
         "env": "faults",
-        "store": {"path": str(store)},
+        "store": {"path": str(store_path)},
         "api": {"base_url": api_url, "api_key": {"env": API_KEY_ENV}, "page_size": PAGE_SIZE, "window_minutes": 360,
                 "connect_timeout_s": 2, "read_timeout_s": 5, "run_budget_s": 90,
                 "retry": {"max_attempts": 3, "backoff_s": 0.01, "backoff_max_s": 0.05, "retry_after_cap_s": 5}},
