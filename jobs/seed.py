@@ -97,6 +97,13 @@ def _products(day: date) -> _Products:
     return _Products(kind, start_us, end_us, contract_id, names)
 
 
+def _since_first(steps: np.ndarray, run_start: np.ndarray) -> np.ndarray:
+    """Per row, the sum of the steps after the first row of its run: each revision of a trade or
+    order is later than the one before it, and the first revision is at offset 0."""
+    total = np.cumsum(steps)
+    return total - total[run_start]
+
+
 def _pick_products(rng: np.random.Generator, products: _Products, n: int) -> np.ndarray:
     # Quarter-hours dominate intraday volume; hourly and half-hourly trade less.
     weights = np.select([products.kind == "QH", products.kind == "HH"], [3.0, 1.0], 1.5)
@@ -155,7 +162,7 @@ def trades_table(day: date, n: int, seed: int = 7) -> pa.Table:
     state = np.where(revision == 1, "COMPLETED", np.where(is_last, final_state[t], "DISPUTED"))
     state = np.where((last_rev_of_trade[t] == 1), "COMPLETED", state)
     exec_t = execution[t]
-    updated = exec_t + (revision - 1) * rng.integers(60, 1800, n) * US
+    updated = exec_t + _since_first(rng.integers(60, 1800, n) * US, run_start)
     cancelled = np.isin(state, ["CANCELLED", "RECALLED"])
     deadline_null = ~(state == "DISPUTED")
     aggressor = np.where(rng.random(n) < 0.5, "BUY", "SELL")
@@ -216,7 +223,7 @@ def orders_table(day: date, n: int, seed: int = 7) -> pa.Table:
     p = _pick_products(rng, products, n_orders)
     start = products.start[p]
     created = start - (rng.exponential(4 * 3600, n_orders).astype(np.int64) + 600) * US + rng.integers(0, 1000, n_orders) * 1000
-    updated = created[o] + (revision - 1) * rng.integers(1, 900, n) * US
+    updated = created[o] + _since_first(rng.integers(1, 900, n) * US, run_start)
     iceberg = rng.random(n_orders) < 0.08
     tif = rng.choice(["GFS", "GTD", "IOC", "FOK"], p=[0.8, 0.12, 0.05, 0.03], size=n_orders)
     gtd = tif == "GTD"

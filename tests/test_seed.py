@@ -85,3 +85,13 @@ def test_an_empty_day_is_written_as_an_empty_partition(tmp_path):
     for r in results:
         assert r.rows == 0
         assert pq.read_table(r.path).num_rows == 0
+
+
+def test_revisions_are_later_than_the_revision_before():
+    for table in (trades_table(date(2026, 12, 2), 20_000, seed=4), orders_table(date(2026, 12, 2), 20_000, seed=4)):
+        key = table.column_names[0]
+        rows = table.select([key, "revision_no", "updated_at"]).to_pylist()
+        for prev, cur in zip(rows, rows[1:]):
+            if cur[key] == prev[key]:
+                assert cur["revision_no"] == prev["revision_no"] + 1
+                assert cur["updated_at"] > prev["updated_at"], (prev, cur)
