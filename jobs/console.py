@@ -54,8 +54,9 @@ def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: boo
     _log_handler.setFormatter(_JsonFormatter() if settings.json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(_log_handler)
     root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
-    # Chatty libraries: py4j logs every gateway call, Great Expectations its internals, at INFO.
-    for name in ("py4j", "great_expectations"):
+    # Chatty libraries: py4j logs every gateway call, Great Expectations its internals, httpx2 (under
+    # the pagerduty client) every request, at INFO; the in-process API of `recon demo` every access.
+    for name in ("py4j", "great_expectations", "httpx2", "httpx", "api_server.access", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
