@@ -93,6 +93,9 @@ app.add_typer(report_app, name="report")
 app.command("history")(history_cmd)
 
 from api_server.cli import serve_api  # noqa: E402 - the API command lives with the API
+from jobs.demo import demo_cmd  # noqa: E402
+
+app.command("demo")(demo_cmd)
 
 app.command("serve-api")(serve_api)
 
