@@ -3,6 +3,7 @@ configuration or usage, 4 locked by another run."""
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date
 from enum import Enum
@@ -101,6 +102,9 @@ app.command("serve-api")(serve_api)
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever umask cron or a shell hands us, reports, ledger, outbox and locks are never
+    # writable (or readable) by others; a stricter umask stays as it is.
+    os.umask(os.umask(0o027) | 0o027)
     try:
         rv = app(args=argv, standalone_mode=False)
     except ConfigError as e:

@@ -75,7 +75,8 @@ def spark_failure(ds: Dataset, exc: Exception) -> str:
     head = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     found = _PARQUET_FILE.search(text)
     if found:
-        return _one_line(f"{ds.name}: store file {found.group(1).removeprefix('file:')} could not be read: {head}")
+        path = re.sub(r"^file:/*", "/", found.group(1))  # Spark says file:///abs/path
+        return _one_line(f"{ds.name}: store file {path} could not be read: {head}")
     return _one_line(f"{ds.name}: the Spark job failed: {type(exc).__name__}: {head}")
 
 
@@ -142,18 +143,26 @@ def publish(cfg: Config, result: DatasetResult):
 
 
 def check_secrets(cfg: Config) -> None:
-    """Fail in a second, before Spark starts, when the API key or the TLS bundle is missing."""
+    """Fail in a second, before Spark starts, when the API key, the TLS bundle or (alerts on)
+    the routing key is missing: a run whose outcome nobody would hear of is a config error."""
+    from jobs import alerts
+
     cfg.api.api_key.read("api.api_key")
     tls_verify(cfg)
+    alerts.preflight(cfg)
 
 
 def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
     """Reconcile `names` for `day`; publish and print each result; return the exit code."""
     from jobs.lock import LockHeld, day_lock
 
+    from jobs import alerts
+
     run_id = new_run_id()
     datasets = [dataset(n) for n in names]
     results, paths = [], []
+    # What earlier runs could not deliver goes first, so this run's events never overtake it.
+    alerts.flush_outbox(cfg)
 
     def finish(result: DatasetResult, publish_it: bool = True) -> None:
         p = publish(cfg, result) if publish_it else None
