@@ -176,7 +176,9 @@ def fetch_page(session: requests.Session, st: ClientSettings, params: dict, stat
             raise _PageError(f"the run budget of {st.budget_s:g} s is used up")
         wait_hint = None
         try:
-            resp = session.get(st.endpoint, params=params,
+            # verify per request: requests lets REQUESTS_CA_BUNDLE override the session's own
+            # setting, which would silently undo api.tls.ca_bundle and api.tls.verify: false.
+            resp = session.get(st.endpoint, params=params, verify=st.verify,
                                timeout=(min(st.connect_timeout_s, remaining), min(st.read_timeout_s, remaining)))
             status.bytes += len(resp.content)
             if resp.status_code == 429 or resp.status_code >= 500:
