@@ -1,0 +1,389 @@
+"""Compare one dataset's store side with its API side for one delivery day, entirely in Spark.
+
+Plan (two Spark jobs at most, nothing row-level on the driver):
+1. Each side is shuffled once by key. A window over the key ranks the copies of a key by their
+   full content, which both counts duplicates and picks deterministic representatives (below).
+2. One full outer join on the key. Rows with a null key column stay in the join unmatched (an
+   equality with null never holds) and are classified as null_key, never paired.
+3. Every joined row is classified into narrow columns (flags, one finding code per field, the hour
+   of each side) and cached; tagged sample payloads are built only on rows that have a finding.
+4. Job 1: one global aggregation of `count(when(...))` columns gives every counter and the
+   hourly counts in a single pass. Job 2 (only if something was found): explode the findings and
+   keep the first N per (kind, field) by key with a row_number filter, which Spark limits per
+   partition before shuffling.
+
+Duplicates, decided here:
+- store: a key held n times is n-1 duplicate_key findings (side "store"); its values are compared
+  through one representative, the smallest copy in content order (deterministic whatever the
+  input order);
+- API: a key served n times is n-1 duplicate_key findings (side "api"), whether or not the copies
+  agree. Identical copies (same values, presence and types) collapse into one; every *distinct*
+  copy is compared with the store representative, so a stale copy served beside a fresh one is
+  never hidden and a repeated page never doubles a value finding.
+A key missing from the API or unexpected in it counts once, however often it is duplicated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from functools import reduce
+from operator import and_, or_
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from reconcilers.contract import Dataset, day_bounds_utc
+from reconcilers.render import decode, encode_api, encode_store
+from reconcilers.result import FINDING_KINDS, HourCount, Sample
+from reconcilers.rules import FIELD_KINDS, differ_mask, field_bits, finding_masks, has_bit, null_mask
+from reconcilers.schemas import BAD_TYPE, PRESENT, RAW, api_schema, store_schema
+
+RECORD = "*"  # the `field` of record-level kinds in `counts`
+HOUR_MICROS = 3_600_000_000
+_ENC_MAP = T.MapType(T.StringType(), T.StringType())
+
+
+@dataclass
+class Comparison:
+    store_rows: int
+    api_rows: int
+    # kind -> field (RECORD for record-level kinds) -> count; only kinds and fields found
+    counts: dict[str, dict[str, int]]
+    hourly: list[HourCount]
+    samples: list[Sample]
+    # duplicate_key and null_key split by the side they were found on: kind -> {"store": n, "api": n}
+    by_side: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def total(self, kind: str) -> int:
+        return sum(self.counts.get(kind, {}).values())
+
+    @property
+    def findings(self) -> int:
+        return sum(sum(by_field.values()) for by_field in self.counts.values())
+
+
+def compare(
+    store_df: DataFrame, api_df: DataFrame, ds: Dataset, *, day: date, samples_per_kind_field: int = 20
+) -> Comparison:
+    if samples_per_kind_field < 0:
+        raise ValueError(f"samples_per_kind_field must be >= 0, got {samples_per_kind_field}")
+    _check_columns(store_df, store_schema(ds), "store", ds)
+    _check_columns(api_df, api_schema(ds), "API", ds)
+
+    start, end = day_bounds_utc(day)
+    hours = int((end - start) / timedelta(hours=1))
+    joined = _store_side(store_df, ds).join(_api_side(api_df, ds), _key_match(ds), "full")
+    classified = _classify(joined, ds, int(start.timestamp()) * 1_000_000, hours).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        agg = classified.agg(*_aggregates(ds, hours)).first().asDict()
+        counts, by_side = _counts(agg, ds)
+        hourly = [
+            HourCount(_iso_hour(start + timedelta(hours=i)), agg[f"_hs{i}"] or 0, agg[f"_ha{i}"] or 0)
+            for i in range(hours)
+        ]
+        samples = []
+        if samples_per_kind_field and counts:
+            samples = _samples(classified, ds, samples_per_kind_field)
+        return Comparison(agg["store_rows"] or 0, agg["api_rows"] or 0, counts, hourly, samples, by_side)
+    finally:
+        classified.unpersist()
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def _check_columns(df: DataFrame, expected: T.StructType, side: str, ds: Dataset) -> None:
+    """Fail early and by name: a wrong input type would otherwise surface as a cryptic Spark
+    analysis error, or worse, as a silent coercion inside the comparison."""
+    have = {f.name: f.dataType for f in df.schema.fields}
+    problems = []
+    for want in expected.fields:
+        got = have.get(want.name)
+        if got is None:
+            problems.append(f"{want.name}: missing")
+        elif isinstance(want.dataType, T.DecimalType) and isinstance(got, T.DecimalType):
+            continue  # any exact decimal compares exactly
+        elif got != want.dataType:
+            problems.append(f"{want.name}: {got.simpleString()}, expected {want.dataType.simpleString()}")
+    if problems:
+        raise ValueError(f"{ds.name} {side} DataFrame does not fit the contract: " + "; ".join(problems))
+
+
+def _key_null(ds: Dataset) -> Column:
+    return reduce(or_, [F.col(k).isNull() for k in ds.key])
+
+
+def _store_side(df: DataFrame, ds: Dataset) -> DataFrame:
+    """One representative per key (the smallest copy in content order) with its copy count.
+    Null-key rows are all kept: they are findings of their own, not copies of each other."""
+    by_key = Window.partitionBy(*ds.key)
+    ordered = by_key.orderBy(*[F.col(n).asc_nulls_first() for n in ds.names])
+    return (
+        df.select(
+            *ds.names,
+            _key_null(ds).alias("_s_knull"),
+            F.row_number().over(ordered).alias("_rn"),
+            F.count(F.lit(1)).over(by_key).alias("_n"),
+        )
+        .where(F.col("_s_knull") | (F.col("_rn") == 1))
+        .select(
+            *[F.col(n).alias(f"s__{n}") for n in ds.names],
+            F.lit(True).alias("_s_in"),
+            "_s_knull",
+            F.when(F.col("_s_knull"), F.lit(1)).otherwise(F.col("_n")).alias("_s_n"),
+        )
+    )
+
+
+def _api_side(df: DataFrame, ds: Dataset) -> DataFrame:
+    """Every distinct copy of a key, with how many identical copies it stands for.
+
+    In a window ordered by content, rank() is the position of a copy's first identical twin, and
+    count(*) over the default frame (which runs through the current row's peers) is the position
+    of its last one, so the multiplicity is count - rank + 1 without a second shuffle."""
+    content = [F.col(n).asc_nulls_first() for n in ds.names] + [
+        F.col(PRESENT),
+        F.col(BAD_TYPE),
+        F.array_sort(F.map_entries(F.col(RAW))).asc_nulls_first(),
+    ]
+    ordered = Window.partitionBy(*ds.key).orderBy(*content)
+    knull = F.col("_a_knull")
+    return (
+        df.select(
+            *ds.names,
+            PRESENT,
+            BAD_TYPE,
+            RAW,
+            _key_null(ds).alias("_a_knull"),
+            F.rank().over(ordered).alias("_rk"),
+            F.row_number().over(ordered).alias("_rn"),
+            F.count(F.lit(1)).over(ordered).alias("_through_peers"),
+        )
+        .where(knull | (F.col("_rn") == F.col("_rk")))
+        .select(
+            *[F.col(n).alias(f"a__{n}") for n in ds.names],
+            F.col(PRESENT).alias("_a_present"),
+            F.col(BAD_TYPE).alias("_a_bad"),
+            F.col(RAW).alias("_a_raw"),
+            F.lit(True).alias("_a_in"),
+            knull,
+            (~knull & (F.col("_rn") == 1)).alias("_a_first"),
+            F.when(knull, F.lit(1)).otherwise(F.col("_through_peers") - F.col("_rk") + 1).alias("_a_mult"),
+            F.col("_rk").alias("_a_rk"),
+        )
+    )
+
+
+def _key_match(ds: Dataset) -> Column:
+    return reduce(and_, [F.col(f"s__{k}") == F.col(f"a__{k}") for k in ds.key])
+
+
+# --- classification ---------------------------------------------------------------------------
+
+
+def _flag(name: str) -> Column:
+    return F.coalesce(F.col(name), F.lit(False))
+
+
+def _hour(col: Column, start_us: int, hours: int) -> Column:
+    micros = F.unix_micros(col)
+    inside = (micros >= F.lit(start_us)) & (micros < F.lit(start_us + hours * HOUR_MICROS))
+    return F.when(inside, ((micros - F.lit(start_us)) / F.lit(HOUR_MICROS)).cast("int"))
+
+
+def _classify(joined: DataFrame, ds: Dataset, start_us: int, hours: int) -> DataFrame:
+    """Narrow per-row flags and one finding mask per field kind, plus both sides' raw rows kept
+    only where there is a finding (for the samples). Rendering waits for job 2 and the few rows
+    that need it: here it would grow the join stage's generated code past what the JIT compiles."""
+    s_in, a_in = _flag("_s_in"), _flag("_a_in")
+    s_knull, a_knull, a_first = _flag("_s_knull"), _flag("_a_knull"), _flag("_a_first")
+    # A store representative joins every distinct API copy of its key: count it on one of them.
+    s_here = s_in & (~a_in | a_first)
+    matched = s_in & a_in
+    store_col, api_col = (lambda f: F.col(f"s__{f.name}")), (lambda f: F.col(f"a__{f.name}"))
+    masks = finding_masks(
+        ds,
+        present=F.col("_a_present"),
+        bad_type=F.col("_a_bad"),
+        store_null=null_mask(ds, store_col),
+        api_null=null_mask(ds, api_col),
+        differ=differ_mask(ds, store_col, api_col),
+    )
+    narrow = [
+        *[F.coalesce(F.col(f"s__{k}"), F.col(f"a__{k}")).alias(f"_k_{k}") for k in ds.key],
+        F.when(s_here, F.col("_s_n")).otherwise(F.lit(0)).alias("_sw"),
+        F.when(a_in, F.col("_a_mult")).otherwise(F.lit(0)).alias("_aw"),
+        F.when(s_here & ~s_knull, F.col("_s_n") - 1).otherwise(F.lit(0)).alias("_s_dup"),
+        F.when(a_in & ~a_knull, F.col("_a_mult") - F.when(a_first, 1).otherwise(0)).otherwise(F.lit(0)).alias("_a_dup"),
+        (s_in & ~s_knull & ~a_in).alias("_missing"),
+        (a_in & ~a_knull & ~s_in & a_first).alias("_unexpected"),
+        (s_in & s_knull).alias("_s_nullkey"),
+        (a_in & a_knull).alias("_a_nullkey"),
+        _hour(F.col(f"s__{ds.window_field}"), start_us, hours).alias("_s_hour"),
+        _hour(F.col(f"a__{ds.window_field}"), start_us, hours).alias("_a_hour"),
+        F.col("_a_rk"),
+        *[F.when(matched, m).otherwise(F.lit(0).cast("long")).alias(f"_m_{kind}") for kind, m in masks.items()],
+    ]
+    store_row = F.struct(*[F.col(f"s__{n}").alias(n) for n in ds.names])
+    api_row = F.struct(
+        *[F.col(f"a__{n}").alias(n) for n in ds.names],
+        F.col("_a_present").alias(PRESENT),
+        F.col("_a_bad").alias(BAD_TYPE),
+        F.col("_a_raw").alias(RAW),
+    )
+    flags = joined.select(*narrow, store_row.alias("_srow"), api_row.alias("_arow"))
+    found = reduce(
+        or_,
+        [F.col(c) for c in ("_missing", "_unexpected", "_s_nullkey", "_a_nullkey")]
+        + [F.col(c) > 0 for c in ("_s_dup", "_a_dup")]
+        + [F.col(f"_m_{kind}") != 0 for kind in FIELD_KINDS],
+    )
+    return flags.select(
+        *flags.columns[: len(narrow)],
+        F.when(found, F.col("_srow")).alias("_srow"),
+        F.when(found, F.col("_arow")).alias("_arow"),
+        found.alias("_any"),
+    )
+
+
+# --- job 1: counters --------------------------------------------------------------------------
+
+
+def _aggregates(ds: Dataset, hours: int) -> list[Column]:
+    def count(cond: Column, alias: str) -> Column:
+        return F.count(F.when(cond, F.lit(1))).alias(alias)
+
+    exprs = [
+        F.sum("_sw").alias("store_rows"),
+        F.sum("_aw").alias("api_rows"),
+        count(F.col("_missing"), "missing_in_api"),
+        count(F.col("_unexpected"), "unexpected_in_api"),
+        F.sum("_s_dup").alias("duplicate_key/store"),
+        F.sum("_a_dup").alias("duplicate_key/api"),
+        count(F.col("_s_nullkey"), "null_key/store"),
+        count(F.col("_a_nullkey"), "null_key/api"),
+    ]
+    bits = field_bits(ds)
+    for kind in FIELD_KINDS:
+        exprs += [count(has_bit(F.col(f"_m_{kind}"), bits[f.name]), f"{kind}.{f.name}") for f in ds.value_fields]
+    for i in range(hours):
+        exprs += [
+            F.sum(F.when(F.col("_s_hour") == i, F.col("_sw"))).alias(f"_hs{i}"),
+            F.sum(F.when(F.col("_a_hour") == i, F.col("_aw"))).alias(f"_ha{i}"),
+        ]
+    return exprs
+
+
+def _counts(agg: dict, ds: Dataset) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    counts: dict[str, dict[str, int]] = {}
+    by_side = {
+        kind: {side: int(agg[f"{kind}/{side}"] or 0) for side in ("store", "api")} for kind in ("duplicate_key", "null_key")
+    }
+    record = {k: int(agg[k] or 0) for k in ("missing_in_api", "unexpected_in_api")}
+    record.update({kind: sum(sides.values()) for kind, sides in by_side.items()})
+    for kind in FINDING_KINDS:
+        if record.get(kind):
+            counts[kind] = {RECORD: record[kind]}
+        per_field = {f.name: int(agg.get(f"{kind}.{f.name}") or 0) for f in ds.value_fields}
+        per_field = {name: n for name, n in per_field.items() if n}
+        if per_field:
+            counts[kind] = per_field
+    return counts, by_side
+
+
+def _iso_hour(t) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+# --- job 2: samples ---------------------------------------------------------------------------
+
+
+def _samples(classified: DataFrame, ds: Dataset, cap: int) -> list[Sample]:
+    keys = [f"_k_{k}" for k in ds.key]
+    masks = [f"_m_{kind}" for kind in FIELD_KINDS]
+    flags = ["_missing", "_unexpected", "_s_dup", "_a_dup", "_s_nullkey", "_a_nullkey"]
+    bits = {f.name: 1 << i for i, f in enumerate(ds.fields)}
+    present, bad, raw = (F.col(f"_arow.{c}") for c in (PRESENT, BAD_TYPE, RAW))
+    store_map = F.create_map(*[x for f in ds.fields for x in (F.lit(f.name), encode_store(f, F.col(f"_srow.{f.name}")))])
+    api_map = F.create_map(
+        *[
+            x
+            for f in ds.fields
+            for x in (F.lit(f.name), encode_api(f, bits[f.name], F.col(f"_arow.{f.name}"), present, bad, raw))
+        ]
+    )
+    # Rendered once per row into two maps; every finding of the row reads from them.
+    rendered = classified.where(F.col("_any")).select(
+        *keys,
+        "_a_rk",
+        *flags,
+        *masks,
+        F.when(F.col("_srow").isNotNull(), store_map).alias("_smap"),
+        F.when(F.col("_arow").isNotNull(), api_map).alias("_amap"),
+    )
+
+    no_map = F.lit(None).cast(_ENC_MAP)
+    no_text = F.lit(None).cast("string")
+    smap, amap = F.col("_smap"), F.col("_amap")
+
+    def entry(kind: Column, fld: Column, side: Column, store: Column, api: Column) -> Column:
+        return F.struct(kind.alias("kind"), fld.alias("field"), side.alias("side"), store.alias("store"), api.alias("api"))
+
+    record = [
+        (F.col("_missing"), "missing_in_api", no_text, smap, no_map),
+        (F.col("_unexpected"), "unexpected_in_api", no_text, no_map, amap),
+        (F.col("_s_dup") > 0, "duplicate_key", F.lit("store"), smap, no_map),
+        (F.col("_a_dup") > 0, "duplicate_key", F.lit("api"), no_map, amap),
+        (F.col("_s_nullkey"), "null_key", F.lit("store"), smap, no_map),
+        (F.col("_a_nullkey"), "null_key", F.lit("api"), no_map, amap),
+    ]
+    entries = [F.when(cond, entry(F.lit(kind), no_text, side, s, a)) for cond, kind, side, s, a in record]
+    for f in ds.value_fields:
+        name = F.lit(f.name)
+        pair = (F.create_map(name, smap[f.name]), F.create_map(name, amap[f.name]))
+        # The kind masks are disjoint: a field has at most one finding per record.
+        kind = reduce(
+            lambda acc, k: acc.when(has_bit(F.col(f"_m_{k}"), bits[f.name]), F.lit(k)),
+            FIELD_KINDS[1:],
+            F.when(has_bit(F.col(f"_m_{FIELD_KINDS[0]}"), bits[f.name]), F.lit(FIELD_KINDS[0])),
+        )
+        entries.append(F.when(kind.isNotNull(), entry(kind, name, no_text, *pair)))
+
+    found = rendered.select(
+        *keys, "_a_rk", F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias("e")
+    ).select(*keys, "_a_rk", "e.*")
+    order = [F.col(c).asc_nulls_first() for c in (*keys, "side", "_a_rk")]
+    first_n = (
+        found.withColumn("_rn", F.row_number().over(Window.partitionBy("kind", "field").orderBy(*order)))
+        .where(F.col("_rn") <= cap)
+        .select(
+            "kind",
+            "field",
+            "side",
+            "store",
+            "api",
+            "_rn",
+            *[encode_store(ds.by_name[k], F.col(f"_k_{k}")).alias(f"_k_{k}") for k in ds.key],
+        )
+    )
+    kind_rank = {k: i for i, k in enumerate(FINDING_KINDS)}
+    field_rank = {n: i for i, n in enumerate(ds.names)}
+    rows = sorted(first_n.collect(), key=lambda r: (kind_rank[r.kind], field_rank.get(r.field, -1), r._rn))
+    return [_sample(r, ds) for r in rows]
+
+
+def _decode_record(ds: Dataset, encoded: dict | None) -> dict | None:
+    if encoded is None:
+        return None
+    return {f.name: decode(f, encoded.get(f.name)) for f in ds.fields}
+
+
+def _sample(r, ds: Dataset) -> Sample:
+    key = {k: decode(ds.by_name[k], r[f"_k_{k}"]) for k in ds.key}
+    if r.field is None:
+        return Sample(r.kind, None, key, _decode_record(ds, r.store), _decode_record(ds, r.api), r.side)
+    f = ds.by_name[r.field]
+    return Sample(r.kind, r.field, key, decode(f, r.store[r.field]), decode(f, r.api[r.field]))
