@@ -124,6 +124,11 @@ class Case:
     capsys: pytest.CaptureFixture
     earlier: dict[Path, bytes] = field(default_factory=dict)
     out: str = ""
+    events_before: int = 0  # events the stand-in had accepted before the last run
+
+    def run_events(self, key: str) -> list[dict]:
+        """The events of the last run on one dedup key."""
+        return [e for e in self.pd.accepted()[self.events_before:] if e["dedup_key"] == key]
 
     def config(self, api_url: str, **over) -> Config:
         return Config.model_validate(config_tree(self.tmp, self.store, api_url, self.pd.base_url, **over))
@@ -136,6 +141,7 @@ class Case:
         for name in names:
             self.file_earlier_report(cfg, name, day)
         self.capsys.readouterr()
+        self.events_before = len(self.pd.accepted())
         code = run(cfg, day, list(names), spark=self.spark)
         captured = self.capsys.readouterr()
         self.out = captured.out + captured.err
@@ -174,10 +180,6 @@ def latest_doc(cfg: Config, name: str, day: date = DAY) -> dict:
     return doc
 
 
-def _events_for(pd: StandIn, key: str) -> list[dict]:
-    return [e for e in pd.accepted() if e["dedup_key"] == key]
-
-
 def expect_incomplete(case: Case, code: int, cfg: Config, name: str, *says: str, day: date = DAY) -> str:
     """Outcome (b); returns the error line."""
     assert code == Outcome.INCOMPLETE, case.out
@@ -191,10 +193,10 @@ def expect_incomplete(case: Case, code: int, cfg: Config, name: str, *says: str,
     # The final line of the console says it once, whole, on one line.
     assert any(error in line for line in case.out.splitlines()), case.out
     assert not job_traceback(case.out), case.out
-    fail = _events_for(case.pd, run_failure_key(cfg.env, name, day.isoformat()))
+    fail = case.run_events(run_failure_key(cfg.env, name, day.isoformat()))
     assert [(e["event_action"], e["payload"]["severity"]) for e in fail] == [("trigger", "error")]
     assert "could not complete" in fail[0]["payload"]["summary"]
-    assert _events_for(case.pd, data_key(cfg.env, name, day.isoformat())) == [], "a failed run touched the data incident"
+    assert case.run_events(data_key(cfg.env, name, day.isoformat())) == [], "a failed run touched the data incident"
     return error
 
 
@@ -211,12 +213,12 @@ def expect_verdict(case: Case, code: int, cfg: Config, name: str, counts: dict, 
     doc = latest_doc(cfg, name, day)
     assert doc["error"] is None
     assert doc["counts"] == counts
-    data = _events_for(case.pd, data_key(cfg.env, name, day.isoformat()))
+    data = case.run_events(data_key(cfg.env, name, day.isoformat()))
     if counts:
         assert [(e["event_action"], e["payload"]["severity"]) for e in data] == [("trigger", "critical")]
     else:
         assert [e["event_action"] for e in data] == ["resolve"]
-    fail = _events_for(case.pd, run_failure_key(cfg.env, name, day.isoformat()))
+    fail = case.run_events(run_failure_key(cfg.env, name, day.isoformat()))
     assert [e["event_action"] for e in fail] == ["resolve"]
     return doc
 
