@@ -122,6 +122,10 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     if parallel_days < 1:
         raise ConfigError("--parallel-days must be at least 1")
     datasets = [dataset(n) for n in names]
+    from jobs import alerts
+
+    # What earlier runs could not deliver goes first, as in `recon run`.
+    alerts.flush_outbox(cfg)
     check_secrets(cfg)
     stop = stop or Stop()
     own = spark is None
@@ -155,6 +159,12 @@ def summary_line(first: date, last: date, entries: list[Entry], code: int) -> st
         counts[e.status] = counts.get(e.status, 0) + 1
     parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     return f"backfill {first}..{last}: {parts or 'nothing to do'} · exit {code}"
+
+
+def recheck_days(cfg: Config, day: date, k: int, names: list[str], **kw) -> int:
+    """`recon run --day D --recheck K`: D and the K days before it, re-run even when clean (a
+    trade cancelled after the nightly run changes a day that was clean)."""
+    return backfill(cfg, day - timedelta(days=k), day, names, force=True, **kw)
 
 
 def _run_days(spark, cfg, days, datasets, force, parallel_days, stop: Stop) -> list[Entry]:

@@ -74,12 +74,17 @@ class DatasetChoice(str, Enum):
 def run_cmd(
     day: Annotated[str, typer.Option("--day", help="Delivery day YYYY-MM-DD (Europe/Amsterdam)")],
     dataset_: Annotated[DatasetChoice, typer.Option("--dataset", help="Dataset to reconcile")] = DatasetChoice.all,
+    recheck: Annotated[int, typer.Option("--recheck", min=0, max=14, help="Also re-check the K days before (trades get cancelled after the nightly run)")] = 0,
     config: ConfigOpt = None,
 ) -> None:
     """Reconcile the API against the store for one delivery day (exit 0 clean, 1 findings, 2 incomplete)."""
     from jobs.run import dataset_names, run
 
     cfg = load_config(config)
+    if recheck:
+        from jobs.backfill import recheck_days
+
+        raise typer.Exit(recheck_days(cfg, parse_day(day), recheck, dataset_names(cfg, dataset_.value)))
     raise typer.Exit(run(cfg, parse_day(day), dataset_names(cfg, dataset_.value)))
 
 
@@ -92,6 +97,11 @@ from jobs.report_cli import history_cmd, report_app  # noqa: E402 - the report c
 
 app.add_typer(report_app, name="report")
 app.command("history")(history_cmd)
+
+from jobs.ops_cli import backfill_cmd, pg_load_cmd  # noqa: E402 - the operations commands live with backfill
+
+app.command("backfill")(backfill_cmd)
+app.command("pg-load")(pg_load_cmd)
 
 from api_server.cli import serve_api  # noqa: E402 - the API command lives with the API
 from jobs.demo import demo_cmd  # noqa: E402
