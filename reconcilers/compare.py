@@ -26,7 +26,7 @@ A key missing from the API or unexpected in it counts once, however often it is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import reduce
 from operator import and_, or_
 
@@ -38,12 +38,42 @@ from pyspark.sql import types as T
 from reconcilers.contract import Dataset, day_bounds_utc
 from reconcilers.render import decode, encode_api, encode_store
 from reconcilers.result import FINDING_KINDS, HourCount, Sample
-from reconcilers.rules import FIELD_KINDS, differ_mask, field_bits, finding_masks, has_bit, null_mask
+from reconcilers.rules import (
+    FIELD_KINDS,
+    api_comparable,
+    differ_mask,
+    field_bits,
+    finding_masks,
+    has_bit,
+    null_mask,
+    store_comparable,
+)
 from reconcilers.schemas import BAD_TYPE, PRESENT, RAW, api_schema, store_schema
 
 RECORD = "*"  # the `field` of record-level kinds in `counts`
 HOUR_MICROS = 3_600_000_000
 _ENC_MAP = T.MapType(T.StringType(), T.StringType())
+
+
+@dataclass(frozen=True)
+class Day:
+    """The delivery day's UTC bounds: 23, 24 or 25 hours."""
+
+    start: datetime
+    hours: int
+
+    @classmethod
+    def of(cls, day: date) -> Day:
+        start, end = day_bounds_utc(day)
+        return cls(start, int((end - start) / timedelta(hours=1)))
+
+    @property
+    def start_us(self) -> int:
+        return int(self.start.timestamp()) * 1_000_000
+
+    @property
+    def end_us(self) -> int:
+        return self.start_us + self.hours * HOUR_MICROS
 
 
 @dataclass
@@ -73,16 +103,15 @@ def compare(
     _check_columns(store_df, store_schema(ds), "store", ds)
     _check_columns(api_df, api_schema(ds), "API", ds)
 
-    start, end = day_bounds_utc(day)
-    hours = int((end - start) / timedelta(hours=1))
-    joined = _store_side(store_df, ds).join(_api_side(api_df, ds), _key_match(ds), "full")
-    classified = _classify(joined, ds, int(start.timestamp()) * 1_000_000, hours).persist(StorageLevel.MEMORY_AND_DISK)
+    bounds = Day.of(day)
+    joined = _store_side(store_df, ds, bounds).join(_api_side(api_df, ds, bounds), _key_match(ds), "full")
+    classified = _classify(joined, ds).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        agg = classified.agg(*_aggregates(ds, hours)).first().asDict()
+        agg = classified.agg(*_aggregates(ds, bounds.hours)).first().asDict()
         counts, by_side = _counts(agg, ds)
         hourly = [
-            HourCount(_iso_hour(start + timedelta(hours=i)), agg[f"_hs{i}"] or 0, agg[f"_ha{i}"] or 0)
-            for i in range(hours)
+            HourCount(_iso_hour(bounds.start + timedelta(hours=i)), agg[f"_hs{i}"] or 0, agg[f"_ha{i}"] or 0)
+            for i in range(bounds.hours)
         ]
         samples = []
         if samples_per_kind_field and counts:
@@ -116,11 +145,25 @@ def _key_null(ds: Dataset) -> Column:
     return reduce(or_, [F.col(k).isNull() for k in ds.key])
 
 
-def _store_side(df: DataFrame, ds: Dataset) -> DataFrame:
+def _hour(col: Column, day: Day) -> Column:
+    """Index of the UTC hour of the delivery day an instant falls in; null outside the day."""
+    micros = F.unix_micros(col)
+    inside = (micros >= F.lit(day.start_us)) & (micros < F.lit(day.end_us))
+    return F.when(inside, ((micros - F.lit(day.start_us)) / F.lit(HOUR_MICROS)).cast("int"))
+
+
+# Each side is brought into the shape the join stage needs *before* the join: normalised
+# comparable values, the null mask and the packed raw row. Those projections run in each side's
+# own code-generated stage (the window ends the previous one), which keeps the join stage's
+# generated method small enough for the JIT to compile it.
+
+
+def _store_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
     """One representative per key (the smallest copy in content order) with its copy count.
     Null-key rows are all kept: they are findings of their own, not copies of each other."""
     by_key = Window.partitionBy(*ds.key)
     ordered = by_key.orderBy(*[F.col(n).asc_nulls_first() for n in ds.names])
+    knull = F.col("_s_knull")
     return (
         df.select(
             *ds.names,
@@ -128,17 +171,21 @@ def _store_side(df: DataFrame, ds: Dataset) -> DataFrame:
             F.row_number().over(ordered).alias("_rn"),
             F.count(F.lit(1)).over(by_key).alias("_n"),
         )
-        .where(F.col("_s_knull") | (F.col("_rn") == 1))
+        .where(knull | (F.col("_rn") == 1))
         .select(
-            *[F.col(n).alias(f"s__{n}") for n in ds.names],
+            *[F.col(k).alias(f"s__{k}") for k in ds.key],
+            *[store_comparable(f, F.col(f.name)).alias(f"s__{f.name}") for f in ds.value_fields],
+            null_mask(ds, lambda f: F.col(f.name)).alias("_s_nulls"),
+            F.struct(*ds.names).alias("_srow"),
             F.lit(True).alias("_s_in"),
-            "_s_knull",
-            F.when(F.col("_s_knull"), F.lit(1)).otherwise(F.col("_n")).alias("_s_n"),
+            knull,
+            F.when(knull, F.lit(1)).otherwise(F.col("_n")).alias("_s_n"),
+            _hour(F.col(ds.window_field), day).alias("_s_hour"),
         )
     )
 
 
-def _api_side(df: DataFrame, ds: Dataset) -> DataFrame:
+def _api_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
     """Every distinct copy of a key, with how many identical copies it stands for.
 
     In a window ordered by content, rank() is the position of a copy's first identical twin, and
@@ -164,15 +211,18 @@ def _api_side(df: DataFrame, ds: Dataset) -> DataFrame:
         )
         .where(knull | (F.col("_rn") == F.col("_rk")))
         .select(
-            *[F.col(n).alias(f"a__{n}") for n in ds.names],
+            *[F.col(k).alias(f"a__{k}") for k in ds.key],
+            *[api_comparable(f, F.col(f.name)).alias(f"a__{f.name}") for f in ds.value_fields],
+            null_mask(ds, lambda f: F.col(f.name)).alias("_a_nulls"),
             F.col(PRESENT).alias("_a_present"),
             F.col(BAD_TYPE).alias("_a_bad"),
-            F.col(RAW).alias("_a_raw"),
+            F.struct(*ds.names, PRESENT, BAD_TYPE, RAW).alias("_arow"),
             F.lit(True).alias("_a_in"),
             knull,
             (~knull & (F.col("_rn") == 1)).alias("_a_first"),
             F.when(knull, F.lit(1)).otherwise(F.col("_through_peers") - F.col("_rk") + 1).alias("_a_mult"),
             F.col("_rk").alias("_a_rk"),
+            _hour(F.col(ds.window_field), day).alias("_a_hour"),
         )
     )
 
@@ -188,29 +238,21 @@ def _flag(name: str) -> Column:
     return F.coalesce(F.col(name), F.lit(False))
 
 
-def _hour(col: Column, start_us: int, hours: int) -> Column:
-    micros = F.unix_micros(col)
-    inside = (micros >= F.lit(start_us)) & (micros < F.lit(start_us + hours * HOUR_MICROS))
-    return F.when(inside, ((micros - F.lit(start_us)) / F.lit(HOUR_MICROS)).cast("int"))
-
-
-def _classify(joined: DataFrame, ds: Dataset, start_us: int, hours: int) -> DataFrame:
+def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
     """Narrow per-row flags and one finding mask per field kind, plus both sides' raw rows kept
-    only where there is a finding (for the samples). Rendering waits for job 2 and the few rows
-    that need it: here it would grow the join stage's generated code past what the JIT compiles."""
+    only where there is a finding (for the samples, rendered in job 2 on those rows only)."""
     s_in, a_in = _flag("_s_in"), _flag("_a_in")
     s_knull, a_knull, a_first = _flag("_s_knull"), _flag("_a_knull"), _flag("_a_first")
     # A store representative joins every distinct API copy of its key: count it on one of them.
     s_here = s_in & (~a_in | a_first)
     matched = s_in & a_in
-    store_col, api_col = (lambda f: F.col(f"s__{f.name}")), (lambda f: F.col(f"a__{f.name}"))
     masks = finding_masks(
         ds,
         present=F.col("_a_present"),
         bad_type=F.col("_a_bad"),
-        store_null=null_mask(ds, store_col),
-        api_null=null_mask(ds, api_col),
-        differ=differ_mask(ds, store_col, api_col),
+        store_null=F.col("_s_nulls"),
+        api_null=F.col("_a_nulls"),
+        differ=differ_mask(ds, lambda f: F.col(f"s__{f.name}"), lambda f: F.col(f"a__{f.name}")),
     )
     narrow = [
         *[F.coalesce(F.col(f"s__{k}"), F.col(f"a__{k}")).alias(f"_k_{k}") for k in ds.key],
@@ -222,19 +264,12 @@ def _classify(joined: DataFrame, ds: Dataset, start_us: int, hours: int) -> Data
         (a_in & ~a_knull & ~s_in & a_first).alias("_unexpected"),
         (s_in & s_knull).alias("_s_nullkey"),
         (a_in & a_knull).alias("_a_nullkey"),
-        _hour(F.col(f"s__{ds.window_field}"), start_us, hours).alias("_s_hour"),
-        _hour(F.col(f"a__{ds.window_field}"), start_us, hours).alias("_a_hour"),
-        F.col("_a_rk"),
+        F.when(s_here, F.col("_s_hour")).alias("_s_hour"),
+        "_a_hour",
+        "_a_rk",
         *[F.when(matched, m).otherwise(F.lit(0).cast("long")).alias(f"_m_{kind}") for kind, m in masks.items()],
     ]
-    store_row = F.struct(*[F.col(f"s__{n}").alias(n) for n in ds.names])
-    api_row = F.struct(
-        *[F.col(f"a__{n}").alias(n) for n in ds.names],
-        F.col("_a_present").alias(PRESENT),
-        F.col("_a_bad").alias(BAD_TYPE),
-        F.col("_a_raw").alias(RAW),
-    )
-    flags = joined.select(*narrow, store_row.alias("_srow"), api_row.alias("_arow"))
+    flags = joined.select(*narrow, "_srow", "_arow")
     found = reduce(
         or_,
         [F.col(c) for c in ("_missing", "_unexpected", "_s_nullkey", "_a_nullkey")]

@@ -17,6 +17,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from reconcilers.contract import Dataset, Field
+from reconcilers.schemas import API_DECIMAL
 
 # The kinds a single field of a matched record can produce, in report order.
 FIELD_KINDS: tuple[str, ...] = ("value_dropped", "value_nulled", "value_mismatch", "type_mismatch", "null_dropped")
@@ -27,32 +28,38 @@ ColumnOf = Callable[[Field], Column]
 
 
 def store_comparable(f: Field, col: Column) -> Column:
-    """The store value as the API must serve it.
+    """The store value as the API must serve it, in the type both sides are compared in.
 
     Timestamps become epoch microseconds truncated to the contract unit: the contract says the API
     serves that precision, so the store's sub-unit digits are not the API's to reproduce. Epoch
-    arithmetic is independent of the session time zone, unlike `date_trunc`.
+    arithmetic is independent of the session time zone, unlike `date_trunc`. Decimals widen
+    exactly to the API's DECIMAL(38,10) (87.45 -> 87.4500000000).
     """
     if f.kind == "timestamp":
         micros = F.unix_micros(col)
         return micros - F.pmod(micros, F.lit(UNIT_MICROS[f.unit or "s"]))
+    if f.kind == "decimal":
+        if (f.scale or 0) > API_DECIMAL.scale or f.precision - (f.scale or 0) > API_DECIMAL.precision - API_DECIMAL.scale:
+            raise ValueError(f"{f.name}: DECIMAL({f.precision},{f.scale}) does not widen exactly to {API_DECIMAL.simpleString()}")
+        return col.cast(API_DECIMAL)
     return col
 
 
 def api_comparable(f: Field, col: Column) -> Column:
     """The API value as served. A timestamp with digits beyond the contract unit is taken as-is, so
-    it differs from the truncated store value: the API broke the contract's precision."""
+    it differs from the truncated store value: the API broke the contract's precision. Decimals
+    keep every digit the API sent (87.455 stays 87.455 and differs from 87.45)."""
     if f.kind == "timestamp":
         return F.unix_micros(col)
+    if f.kind == "decimal":
+        return col.cast(API_DECIMAL)
     return col
 
 
-def same_value(f: Field, store: Column, api: Column) -> Column:
-    """Null-safe equality after normalisation: null equals only null, so "" never equals null.
-    Decimals compare exactly (Spark widens DECIMAL(12,2) and DECIMAL(38,10) to a common exact
-    type: 87.45 == 87.4500000000, 87.455 != 87.45), strings byte for byte (34-digit ids
-    included), timestamps as UTC instants at the contract unit."""
-    return store_comparable(f, store).eqNullSafe(api_comparable(f, api))
+def same_value(store: Column, api: Column) -> Column:
+    """Null-safe equality of comparable values: null equals only null, so "" never equals null;
+    strings compare byte for byte (34-digit ids included), decimals exactly."""
+    return store.eqNullSafe(api)
 
 
 def field_bits(ds: Dataset) -> dict[str, int]:
@@ -70,7 +77,8 @@ def null_mask(ds: Dataset, col: ColumnOf) -> Column:
 
 
 def differ_mask(ds: Dataset, store: ColumnOf, api: ColumnOf) -> Column:
-    return _mask(ds, lambda f: ~same_value(f, store(f), api(f)))
+    """`store` / `api` give each field's comparable column (see store_comparable / api_comparable)."""
+    return _mask(ds, lambda f: ~same_value(store(f), api(f)))
 
 
 def finding_masks(ds: Dataset, *, present: Column, bad_type: Column, store_null: Column, api_null: Column,
