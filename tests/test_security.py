@@ -133,6 +133,37 @@ def test_nothing_written_is_world_writable_even_under_umask_000(leak_run):
     assert loose == []
 
 
+@pytest.mark.parametrize("from_request", [1, 2], ids=["preflight", "spark-task"])
+def test_an_api_that_echoes_the_key_in_its_errors_does_not_leak_it(case, from_request):
+    """Some gateways put request headers into their error bodies; the job quotes error bodies."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fake_api import problem, to_json
+    from fake_api import serve as serve_fake
+    from jobs.seed import partition_dir
+    from reconcilers.contract import TRADES
+
+    rows = pq.read_table(partition_dir(case.store, TRADES, DAY)).to_pylist()
+    records = {"trades": to_json(pa.Table.from_pylist(rows), TRADES, DAY)}
+
+    def echo(req):
+        if req.n >= from_request:
+            return problem(503, f"upstream refused X-API-Key {req.headers.get('x-api-key')}")
+        return None
+
+    with serve_fake(records, api_key=API_KEY, fault=echo) as api:
+        cfg = case.config(api.base_url)
+        code = case.run(cfg)
+    error = expect_incomplete(case, code, cfg, "trades", "HTTP 503 (upstream refused X-API-Key ***)")
+    assert ("preflight" in error) == (from_request == 1)
+    for p in (case.tmp / "reports").rglob("*"):
+        if p.is_file():
+            assert API_KEY.encode() not in p.read_bytes(), p
+    assert API_KEY not in case.out
+    assert all(API_KEY not in str(e) for e in case.pd.events())
+
+
 # ---------------------------------------------------------------- TLS
 
 
