@@ -177,7 +177,8 @@ def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
             finish(DatasetResult(ds.name, day.isoformat(), cfg.env, run_id, outcome=Outcome.CONFIG,
                                  error=_one_line(e), started_at=_now(), finished_at=_now()))
         console.print_final(results, paths)
-        return int(Outcome.CONFIG)
+        # On stderr too, like every other configuration error.
+        return console.error(str(e), code=Outcome.CONFIG)
 
     own = spark is None
     if own:

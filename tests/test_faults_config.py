@@ -76,7 +76,8 @@ def test_a_missing_api_key_is_named_and_alerted_on_the_config_key(tmp_path, tree
     p = run_with(tmp_path, tree=tree, env={API_KEY_ENV: ""})
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "Traceback" not in p.stdout + p.stderr
-    assert f"api.api_key: environment variable {API_KEY_ENV} is not set" in p.stdout + p.stderr
+    line = one_error_line(p)
+    assert f"api.api_key: environment variable {API_KEY_ENV} is not set" in line
     events = [e for e in pd.accepted() if e["dedup_key"] == config_key("faults", "trades")]
     assert [(e["event_action"], e["payload"]["severity"]) for e in events] == [("trigger", "error")]
     assert API_KEY_ENV in events[0]["payload"]["summary"]
@@ -86,4 +87,5 @@ def test_a_missing_routing_key_still_exits_3_naming_it(tmp_path, tree):
     p = run_with(tmp_path, tree=tree, env={ROUTING_KEY_ENV: ""})
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "Traceback" not in p.stdout + p.stderr
-    assert f"alerts.routing_key: environment variable {ROUTING_KEY_ENV} is not set" in p.stdout + p.stderr
+    line = one_error_line(p)
+    assert f"alerts.routing_key: environment variable {ROUTING_KEY_ENV} is not set" in line
