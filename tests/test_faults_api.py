@@ -8,6 +8,7 @@ case needs one exact misbehaviour, the small loopback API of `fake_api.py`, and 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -60,16 +61,18 @@ def test_dns_failure_names_the_host(case):
 
 
 def test_one_window_that_stalls_past_the_read_timeout(case):
-    stalled = WINDOWS[2]
+    stalled, released = WINDOWS[2], threading.Event()
 
     def stall(req):
         if req.params.get("deliveryStartFrom") == stalled.start and not is_preflight(req):
-            time.sleep(5)  # longer than read_timeout_s; the answer comes too late
+            released.wait(30)  # far longer than read_timeout_s; the answer comes too late
         return None
 
     with serve_fake(fake_records(case.store), api_key=API_KEY, fault=stall) as api:
         cfg = case.config(api.base_url, api={"read_timeout_s": 2, "retry": {"max_attempts": 2}})
         code = case.run(cfg)
+        released.set()
+        time.sleep(0.5)  # the stalled handlers answer into closed sockets now, inside this test
     error = expect_incomplete(case, code, cfg, "trades", f"trades {stalled.label()} page 1: timed out",
                               "still failing after 2 attempts", "last good cursor none (first page)")
     assert "more window" not in error  # only that one window failed
