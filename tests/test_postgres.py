@@ -9,6 +9,7 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
+from conftest import need
 from jobs.config import Config
 from jobs.seed import seed_day
 from reconcilers.contract import DATASETS, ORDERS, TRADES
@@ -50,8 +51,6 @@ def pg(store):
     try:
         pg_store.drop_database(tgt)
     except pg_store.PgStoreError as e:
-        from conftest import need
-
         need(False, f"PostgreSQL on 127.0.0.1:5432: {e}")
     assert pg_store.ensure_database(tgt) is True
     yield tgt
@@ -142,8 +141,6 @@ def test_load_of_a_missing_partition_names_it(pg, store):
 
 
 def test_spark_reads_the_day_over_jdbc_in_parallel_slices(spark, pg, store, loaded):
-    from conftest import need
-
     need(os.path.exists(JAR), f"PostgreSQL JDBC driver {JAR} (libpostgresql-jdbc-java)")
     from pyspark.sql import functions as F
 
@@ -187,3 +184,39 @@ def test_config_mistakes_are_config_errors_that_hide_the_password(tmp_path, monk
     tgt = target(_cfg(tmp_path, password={"env": "PG_TEST_PW"}).store.jdbc)
     assert tgt.connect_kwargs()["password"] == "s3cret-value"
     assert "s3cret" not in repr(tgt)
+
+
+FAULTS = ("drop-nulls:rate=0.3", "change-values:rate=0.05", "drop-records:rate=0.03", "null-values:rate=0.03")
+
+
+def test_reconciling_from_postgres_finds_exactly_what_parquet_finds(spark, pg, store, loaded, monkeypatch):
+    """Same seeded day, same fault profile and seed: the job reading the store over JDBC (and the
+    API serving from PostgreSQL) finds the same counts as with Parquet on both sides."""
+    need(os.path.exists(JAR), f"PostgreSQL JDBC driver {JAR} (libpostgresql-jdbc-java)")
+    from api_server.sources_pg import PostgresSource
+    from api_server.testing import serve
+    from jobs.run import new_run_id, run_day
+    from reconcilers.result import Outcome
+
+    spark.sql(f"ADD JAR {JAR}")
+    monkeypatch.setenv("PG_RECON_KEY", "k")
+    api = {"api_key": {"env": "PG_RECON_KEY"}, "page_size": 100, "window_minutes": 240}
+    found = {}
+    for kind, source in (("parquet", store), ("jdbc", PostgresSource(pg))):
+        with serve(source, faults=FAULTS, fault_seed=17) as srv:
+            cfg = Config.model_validate({
+                "env": "test",
+                "store": {"format": kind, "path": str(store),
+                          "jdbc": {"url": f"jdbc:postgresql://127.0.0.1:5432/{TEST_DB}", "num_partitions": 3}},
+                "api": {"base_url": srv.base_url, **api},
+                "expectations": {"enabled": False},
+            })
+            for ds in (TRADES, ORDERS):
+                r = run_day(spark, cfg, ds, DAY, new_run_id())
+                assert r.outcome == Outcome.FINDINGS and r.error is None, (kind, ds.name, r.error)
+                assert r.store_rows == loaded[ds.name]
+                assert r.counts == srv.manifest_data()["expected"][ds.name][DAY.isoformat()], (kind, ds.name)
+                found[kind, ds.name] = (r.counts, r.store_rows, r.api_rows, [(h.store, h.api) for h in r.hourly])
+    for ds in (TRADES, ORDERS):
+        assert found["jdbc", ds.name] == found["parquet", ds.name]
+        assert len(found["jdbc", ds.name][3]) == 25  # the 25-hour day, hour by hour
