@@ -6,7 +6,7 @@ import pytest
 
 from api_server.testing import serve
 from fault_helpers import (API_KEY, DAY, EMPTY_DAY, MISSING_DAY, case, copy_store, expect_incomplete,  # noqa: F401
-                           expect_verdict, latest_doc, pagerduty, pd, secrets_env, store)
+                           expect_verdict, pagerduty, pd, secrets_env, store)
 from jobs.seed import partition_dir
 from reconcilers.contract import TRADES
 
