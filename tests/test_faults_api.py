@@ -54,7 +54,7 @@ def test_connection_refused(case):
 
 
 def test_dns_failure_names_the_host(case):
-    # `.invalid` never resolves (RFC 6761), so the resolver answers at once and nothing is contacted.
+    # `.invalid` never resolves (RFC 6761): no API is ever contacted, whatever the resolver does.
     cfg = case.config("http://no-such-host.invalid:8765")
     code = case.run(cfg)
     expect_incomplete(case, code, cfg, "trades", "connection failed", "url http://no-such-host.invalid:8765/v1/trades")
