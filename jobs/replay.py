@@ -84,6 +84,13 @@ def client_settings(cfg: Config, ds: Dataset, started: float, verify: bool | str
     )
 
 
+def task_count(spark: SparkSession, windows: int) -> int:
+    """A few tasks per core, each paging through several consecutive windows on one session:
+    enough tasks to balance uneven windows, few enough that the per-task cost (a Python
+    worker round trip, a session, a TCP connection) stays small next to the paging."""
+    return max(1, min(windows, 2 * spark.sparkContext.defaultParallelism))
+
+
 def output_schema(ds: Dataset) -> T.StructType:
     return api_schema(ds).add(T.StructField(STATUS, STATUS_TYPE, True))
 
@@ -175,7 +182,7 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Repl
     stats = ApiStats(windows=len(windows), retries=probe.retries, bytes=probe.bytes)
 
     rows = [(w.index, w.start_us, w.end_us) for w in windows]
-    plan = spark.createDataFrame(spark.sparkContext.parallelize(rows, len(rows)),
+    plan = spark.createDataFrame(spark.sparkContext.parallelize(rows, task_count(spark, len(rows))),
                                  "window int, start_us long, end_us long")
     out = plan.mapInArrow(_fetch_windows(settings, api_key, ds.name), output_schema(ds))
     out = out.persist(StorageLevel.MEMORY_AND_DISK)
