@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java chromium >/dev/null
+apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java chromium zip >/dev/null
 # PostgreSQL (the JDBC store tests): start the Debian cluster if it is installed and not running.
 if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
   pg_ver="$(ls /etc/postgresql | sort -V | tail -1)"
