@@ -15,8 +15,7 @@ set -uo pipefail
 
 RECON="${RECON:-recon}"
 LOG_DIR="${TRADE_RECON_LOG_DIR:-/var/log/trade-recon}"
-# Noon, not now: at 02:30 on the day after a DST switch, "now minus a day" can be an hour that
-# does not exist.
+# Noon, not now: "now minus a day" can land in an hour that a DST switch skipped.
 DAY="${RECON_DAY:-$(TZ=Europe/Amsterdam date -d 'yesterday 12:00' +%F)}"
 
 if ! mkdir -p "$LOG_DIR" 2>/dev/null || [ ! -w "$LOG_DIR" ]; then
