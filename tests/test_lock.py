@@ -110,3 +110,31 @@ def test_threads_of_one_process_exclude_each_other(cfg):
         t.join(30)
     with day_lock(cfg, "orders", "2026-10-25", run_id="thread-b"):
         pass
+
+
+@pytest.mark.slow
+def test_recon_run_on_a_locked_day_exits_4_naming_the_holder(cfg, tmp_path):
+    proc = _start_holder(cfg)
+    try:
+        env = {
+            **os.environ,
+            "TRADE_RECON__ENV": "test",
+            "TRADE_RECON__REPORT__DIR": str(cfg.report.dir),
+            "TRADE_RECON__STORE__PATH": str(tmp_path / "store"),
+            "TRADE_RECON__ALERTS__ENABLED": "false",
+            "TRADE_RECON_API_KEY": "k",
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+        out = subprocess.run([str(Path(sys.executable).with_name("recon")), "run", "--day", "2026-10-25",
+                              "--dataset", "trades"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert out.returncode == 4, out.stdout + out.stderr
+    text = out.stdout + out.stderr
+    assert "LOCKED trades 2026-10-25" in text
+    assert f"pid {proc.pid}" in text and "holder-run" in text
+    assert "Traceback" not in text
+    # The locked run wrote nothing for that day.
+    assert not (Path(cfg.report.dir) / "test" / "trades").exists()
