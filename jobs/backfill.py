@@ -116,14 +116,13 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
              parallel_days: int = 1, spark=None, stop: Stop | None = None) -> int:
     """Reconcile `names` for every day from `first` to `last`; print the table; return the exit
     code (the worst day's, or 130 when interrupted)."""
+    from jobs import alerts
     from jobs.run import check_secrets
 
     days = day_range(first, last)
     if parallel_days < 1:
         raise ConfigError("--parallel-days must be at least 1")
     datasets = [dataset(n) for n in names]
-    from jobs import alerts
-
     # What earlier runs could not deliver goes first, as in `recon run`.
     alerts.flush_outbox(cfg)
     check_secrets(cfg)
