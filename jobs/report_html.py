@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -17,7 +16,6 @@ import jinja2
 from reconcilers.contract import MARKET_TZ
 from reconcilers.result import ABSENT, FINDING_KINDS
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 # Chart geometry, in SVG user units (the SVG scales to the page width).
 BAR_W = 11
@@ -30,7 +28,8 @@ BOTTOM = 40
 
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
+        # From the package, not the file system: under spark-submit the code runs from a zip.
+        loader=jinja2.PackageLoader("jobs", "templates"),
         # Explicitly on: select_autoescape would not match the ".html.j2" name.
         autoescape=True,
         undefined=jinja2.StrictUndefined,
