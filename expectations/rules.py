@@ -107,7 +107,8 @@ def _price_limits(ds: Dataset, day: date, cfg: Expectations) -> list[Rule]:
 def _ticks(ds: Dataset) -> list[Rule]:
     # The API side carries decimals wider than the contract, so an off-tick value shows here.
     return [
-        _check(f"on_tick.{f.name}", ds, f.name, f"{f.name} % {_tick(f.scale)} <> 0",
+        # round() rather than `% 0.01`: the same test, at a tenth of the CPU on wide decimals.
+        _check(f"on_tick.{f.name}", ds, f.name, f"round({f.name}, {f.scale}) <> {f.name}",
                f"{f.name} is a multiple of {_tick(f.scale)}", (f.name,))
         for f in ds.fields
         if f.kind == "decimal" and f.scale is not None

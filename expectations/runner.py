@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from jobs.config import ConfigError, Expectations
 from reconcilers.contract import Dataset
 from reconcilers.result import ExpectationResult
-from expectations.prepare import prepare
+from expectations.prepare import cached, prepare
 from expectations.results import EXAMPLES, to_result
 from expectations.suite import build_suite
 
@@ -50,9 +50,9 @@ def _detail_format(exp: gx.expectations.Expectation, ds: Dataset) -> dict[str, A
 
 
 def validate_side(source, suite: gx.ExpectationSuite, ds: Dataset, side: str, df: DataFrame) -> list[ExpectationResult]:
-    prepared = prepare(df, ds, suite).cache()
+    prepared = prepare(df, ds, suite)
     try:
-        prepared.count()
+        cached(prepared)
         batch = (
             source.add_dataframe_asset(name=side)
             .add_batch_definition_whole_dataframe("whole")

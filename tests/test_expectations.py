@@ -98,7 +98,7 @@ def test_off_tick_price_fails_on_the_api_side_only(spark):
     r = only(results, "api", "on_tick.price")
     assert r.unexpected_count == 1
     assert r.examples == [{**key, "price": "87.4550000000"}]
-    assert r.kwargs["check"] == "price % 0.01 <> 0"
+    assert r.kwargs["check"] == "round(price, 2) <> price"
 
 
 def test_delivery_day_labelled_with_the_winter_offset_on_the_long_day_fails(spark):

@@ -46,8 +46,8 @@ def test_suite_is_derived_from_the_contract():
         assert s["key_unique"].column_list == list(ds.key)
         assert {"delivery_period", "delivery_day_local", "revisions_contiguous", "revisions_ordered"} <= set(s)
     trades = by_name(build_suite(TRADES, DAY, Expectations()))
-    assert trades["on_tick.price"].meta["check"] == "price % 0.01 <> 0"
-    assert trades["on_tick.quantity"].meta["check"] == "quantity % 0.1 <> 0"
+    assert trades["on_tick.price"].meta["check"] == "round(price, 2) <> price"
+    assert trades["on_tick.quantity"].meta["check"] == "round(quantity, 1) <> quantity"
     assert "executed_before_delivery" in trades
     assert "executed_before_delivery" not in by_name(build_suite(ORDERS, DAY, Expectations()))
 
