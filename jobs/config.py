@@ -107,6 +107,10 @@ class Api(Strict):
     # Wall-clock budget for the whole API replay; past it the run is incomplete (exit 2).
     run_budget_s: float = Field(1800.0, gt=0)
     tls: Tls = Tls()
+    # Where replay tasks spool the decoded pages (Parquet) for the run; removed after it.
+    # Default: the system temp dir. On a cluster it must be a path every executor and the
+    # driver share.
+    spool_dir: Path | None = None
 
     @field_validator("base_url")
     @classmethod

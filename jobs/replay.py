@@ -1,25 +1,28 @@
 """The API side of a run, in Spark: plan windows over the delivery day, page through them in
 parallel tasks (`mapInArrow`), and bring back only one status row per window to the driver.
 
-Each task yields the decoded pages of its windows, then one status row per window (pages,
-records, retries, bytes, error). Pages and status rows share one output with an extra `_status`
-column that is null on data rows. The output is persisted and materialised by collecting the
-status rows, so every page is fetched exactly once however many actions the comparison runs.
-A window that fails is reported through its status row, never as a task crash: the driver
-decides that the run is incomplete and says why in one line.
+Each task pages through a few consecutive windows and spools every decoded page into one
+Parquet file per window (`spool.py`), in a directory of this run; what comes back through
+Spark is only the status row of each window (pages, records, retries, bytes, error). The API
+DataFrame is then a Parquet read of the spool, typed by `api_schema(ds)`: every page is fetched
+exactly once however many actions the comparison and the expectations run, the rows never pass
+through the driver, and the JVM neither converts nor caches them (caching 1M rows cost more CPU
+than fetching them). A window that fails is reported through its status row, never as a task
+crash: the driver decides that the run is incomplete and says why in one line.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 
 import pyarrow as pa
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.api_client import (ClientSettings, Window, WindowFailed, WindowStatus, new_session, preflight,
@@ -31,7 +34,6 @@ from reconcilers.schemas import api_schema
 
 log = logging.getLogger("trade_recon.replay")
 
-STATUS = "_status"
 STATUS_TYPE = T.StructType([
     T.StructField("window", T.IntegerType()),
     T.StructField("start", T.StringType()),
@@ -91,65 +93,48 @@ def task_count(spark: SparkSession, windows: int) -> int:
     return max(1, min(windows, 2 * spark.sparkContext.defaultParallelism))
 
 
-def output_schema(ds: Dataset) -> T.StructType:
-    return api_schema(ds).add(T.StructField(STATUS, STATUS_TYPE, True))
-
-
-def _fetch_windows(settings: ClientSettings, api_key: str, ds_name: str):
-    """The function each task runs: windows in, page batches and status rows out."""
+def _fetch_windows(settings: ClientSettings, api_key: str, ds_name: str, spool: str):
+    """The function each task runs: windows in, one status row per window out; the pages go
+    to the spool."""
 
     def run(batches):
         from pyspark.sql.pandas.types import to_arrow_schema
 
         from jobs.api_decode import PageDecoder
+        from jobs.spool import WindowFile
         from reconcilers.contract import dataset
 
-        ds = dataset(ds_name)
-        decoder = PageDecoder(ds)
-        schema = to_arrow_schema(output_schema(ds))
-        status_type = schema.field(STATUS).type
+        decoder = PageDecoder(dataset(ds_name))
+        status_schema = to_arrow_schema(STATUS_TYPE)
         with new_session(settings, api_key) as session:
             for b in batches:
                 for idx, start, end in zip(*(b.column(c).to_pylist() for c in ("window", "start_us", "end_us"))):
                     w = Window(idx, start, end)
                     st = WindowStatus(w.index, w.start, w.end)
                     try:
-                        for page in read_window(session, settings, decoder, w, st, ds_name):
-                            yield pa.RecordBatch.from_arrays(
-                                page.columns + [pa.nulls(page.num_rows, status_type)], schema=schema)
+                        with WindowFile(spool, w.index, decoder.schema) as out:
+                            for page in read_window(session, settings, decoder, w, st, ds_name):
+                                out.add(page)
                     except WindowFailed as e:
                         st.ok, st.error = False, str(e)
                     except Exception as e:  # noqa: BLE001 - a bug must still end as one status line
                         st.ok, st.error = False, f"{ds_name} {w.label()}: {type(e).__name__}: {e}"
                     if st.error and api_key:
                         st.error = st.error.replace(api_key, "***")
-                    yield _status_batch(schema, st)
+                    yield pa.RecordBatch.from_pylist([asdict(st)], schema=status_schema)
 
     return run
 
 
-def _status_batch(schema: pa.Schema, st: WindowStatus) -> pa.RecordBatch:
-    cols = []
-    for f in schema:
-        if f.name == STATUS:
-            cols.append(pa.array([asdict(st)], type=f.type))
-        elif f.name == "_window":
-            cols.append(pa.array([st.window], type=f.type))
-        elif not f.nullable:
-            cols.append(pa.array([0], type=f.type))
-        else:
-            cols.append(pa.nulls(1, f.type))
-    return pa.RecordBatch.from_arrays(cols, schema=schema)
-
-
 @dataclass
 class Replay:
-    """The API side of one dataset and day: rows (persisted), statistics and what failed."""
+    """The API side of one dataset and day: rows (read from the spool), statistics and what
+    failed. `release()` removes the spool once the run no longer reads the rows."""
 
     df: DataFrame | None
     stats: ApiStats
     failures: list[str] = field(default_factory=list)
-    _persisted: DataFrame | None = None
+    spool: Path | None = None
 
     @property
     def complete(self) -> bool:
@@ -163,9 +148,18 @@ class Replay:
         return self.failures[0] + (f" (and {more} more window{'s' if more > 1 else ''} failed)" if more else "")
 
     def release(self) -> None:
-        if self._persisted is not None:
-            self._persisted.unpersist()
-            self._persisted = None
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
+            self.spool = None
+
+
+def new_spool(cfg: Config, ds: Dataset, day: date) -> Path:
+    base = cfg.resolve(cfg.api.spool_dir) if cfg.api.spool_dir else Path(tempfile.gettempdir())
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f"recon-replay-{ds.name}-{day}-", dir=base))
+    except OSError as e:
+        raise ConfigError(f"'api.spool_dir': cannot create a spool directory in {base}: {e.strerror}") from None
 
 
 def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Replay:
@@ -181,12 +175,16 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Repl
         return Replay(None, stats, [str(e).replace(api_key, "***")])
     stats = ApiStats(windows=len(windows), retries=probe.retries, bytes=probe.bytes)
 
+    spool = new_spool(cfg, ds, day)
     rows = [(w.index, w.start_us, w.end_us) for w in windows]
     plan = spark.createDataFrame(spark.sparkContext.parallelize(rows, task_count(spark, len(rows))),
                                  "window int, start_us long, end_us long")
-    out = plan.mapInArrow(_fetch_windows(settings, api_key, ds.name), output_schema(ds))
-    out = out.persist(StorageLevel.MEMORY_AND_DISK)
-    status = [r.asDict() for r in out.where(F.col(STATUS).isNotNull()).select(f"{STATUS}.*").collect()]
+    try:
+        status = [r.asDict() for r in plan.mapInArrow(_fetch_windows(settings, api_key, ds.name, str(spool)),
+                                                      STATUS_TYPE).collect()]
+    except BaseException:
+        shutil.rmtree(spool, ignore_errors=True)
+        raise
 
     by_window = {s["window"]: s for s in status}
     failures = []
@@ -201,5 +199,7 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Repl
         if not s["ok"]:
             stats.windows_failed += 1
             failures.append(s["error"])
-    df = out.where(F.col(STATUS).isNull()).drop(STATUS)
-    return Replay(df, stats, failures, out)
+    if failures:
+        shutil.rmtree(spool, ignore_errors=True)
+        return Replay(None, stats, failures)
+    return Replay(spark.read.schema(api_schema(ds)).parquet(str(spool)), stats, [], spool)

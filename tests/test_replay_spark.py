@@ -19,6 +19,7 @@ KEY = "replay-key-93ac"
 
 def cfg_for(tmp_path, base_url: str, env: dict | None = None, **api):
     lines = [f"api: {{base_url: '{base_url}', api_key: {{env: RECON_TEST_KEY}}, page_size: 50, window_minutes: 60,"
+             f" spool_dir: '{tmp_path / 'spool'}',"
              " retry: {max_attempts: 3, backoff_s: 0.01, backoff_max_s: 0.02, retry_after_cap_s: 2}"
              + "".join(f", {k}: {v}" for k, v in api.items()) + "}"]
     path = tmp_path / "recon.yaml"
@@ -59,7 +60,9 @@ def test_replay_reads_every_record_of_a_dst_day(spark, tmp_path, key_env, day):
         try:
             assert replay.complete, replay.error
             df = replay.df
-            assert df.schema == api_schema(TRADES)
+            # Read from the spool (Parquet), so every column reads back nullable; names and types match.
+            assert [(f.name, f.dataType) for f in df.schema] == [(f.name, f.dataType) for f in api_schema(TRADES)]
+            assert len(list(replay.spool.glob("window-*.parquet"))) == (23 if day.month == 3 else 25)
             got = sorted((r.trade_id, r.revision_no) for r in df.select("trade_id", "revision_no").collect())
             assert got == sorted((r["tradeId"], r["revisionNo"]) for r in trades)
             requests_after_replay = len(api.requests)
@@ -76,6 +79,7 @@ def test_replay_reads_every_record_of_a_dst_day(spark, tmp_path, key_env, day):
             assert bad == 0
         finally:
             replay.release()
+        assert list((tmp_path / "spool").iterdir()) == []  # the spool goes with the run
 
 
 def test_orders_decode_exactly_through_spark(spark, tmp_path, key_env):
@@ -121,6 +125,7 @@ def test_a_failed_window_makes_the_replay_incomplete_with_one_message(spark, tmp
         assert replay.error.startswith(f"trades window 5 [{target}, ")
         assert "page 1: the body is not valid JSON" in replay.error and "last good cursor none (first page)" in replay.error
         assert KEY not in replay.error and "Traceback" not in replay.error
+        assert replay.df is None and list((tmp_path / "spool").iterdir()) == []
     finally:
         replay.release()
 
@@ -149,8 +154,9 @@ def test_tls_verification_off_is_warned_every_run(spark, tmp_path, key_env, capl
         cfg = cfg_for(tmp_path, api.base_url, tls="{verify: false}")
         with caplog.at_level(logging.WARNING, logger="trade_recon.replay"):
             replay = replay_api(spark, cfg, TRADES, day)
-    replay.release()
     assert replay.complete and replay.stats.records == 0
+    assert replay.df.count() == 0  # an empty spool reads as an empty, typed DataFrame
+    replay.release()
     assert any("TLS certificate verification is OFF" in r.getMessage() for r in caplog.records)
 
 
