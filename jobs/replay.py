@@ -61,11 +61,12 @@ def plan_windows(day: date, minutes: int) -> list[Window]:
     return out
 
 
-def tls_verify(cfg: Config) -> bool | str:
+def tls_verify(cfg: Config, warn: bool = True) -> bool | str:
     tls = cfg.api.tls
     if not tls.verify:
-        log.warning("TLS certificate verification is OFF for %s (api.tls.verify: false); "
-                    "anyone on the path can read and alter what the job compares", cfg.api.base_url)
+        if warn:
+                log.warning("TLS certificate verification is OFF for %s (api.tls.verify: false); "
+                        "anyone on the path can read and alter what the job compares", cfg.api.base_url)
         return False
     if tls.ca_bundle is not None:
         bundle = cfg.resolve(tls.ca_bundle)
@@ -153,13 +154,25 @@ class Replay:
             self.spool = None
 
 
+SPOOL_PREFIX = "recon-replay-"
+# A spool this old belongs to a run that was killed before it could remove it.
+STALE_SPOOL_S = 24 * 3600
+
+
 def new_spool(cfg: Config, ds: Dataset, day: date) -> Path:
     base = cfg.resolve(cfg.api.spool_dir) if cfg.api.spool_dir else Path(tempfile.gettempdir())
     try:
         base.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f"recon-replay-{ds.name}-{day}-", dir=base))
+        spool = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{ds.name}-{day}-", dir=base))
     except OSError as e:
         raise ConfigError(f"'api.spool_dir': cannot create a spool directory in {base}: {e.strerror}") from None
+    for old in base.glob(f"{SPOOL_PREFIX}*"):
+        try:
+            if old != spool and time.time() - old.stat().st_mtime > STALE_SPOOL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # another run removed it first
+    return spool
 
 
 def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Replay:

@@ -41,3 +41,23 @@ def test_an_empty_window_writes_no_file(tmp_path):
     with spool.WindowFile(tmp_path, 0, DECODER.schema):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_spool_sweeps_only_stale_spools(tmp_path):
+    import os
+    import time
+    from datetime import date
+
+    from jobs.config import Config
+    from jobs.replay import new_spool
+
+    stale, fresh = tmp_path / "recon-replay-trades-2026-01-01-x", tmp_path / "recon-replay-orders-2026-01-01-y"
+    for d in (stale, fresh):
+        d.mkdir()
+        (d / "window-00000.parquet").write_bytes(b"")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    cfg = Config.model_validate({"api": {"spool_dir": str(tmp_path)}})
+    spool = new_spool(cfg, TRADES, date(2026, 10, 25))
+    assert spool.parent == tmp_path and spool.name.startswith("recon-replay-trades-2026-10-25-")
+    assert not stale.exists() and fresh.exists() and spool.exists()
