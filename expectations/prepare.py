@@ -6,11 +6,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import great_expectations as gx
-from great_expectations.expectations.row_conditions import ComparisonCondition
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from reconcilers.contract import Dataset
+from expectations.suite import reads
 
 COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 
@@ -29,18 +29,6 @@ def derived_checks(suite: gx.ExpectationSuite) -> dict[str, tuple[str, list[str]
     return out
 
 
-def _reads(e) -> set[str] | None:
-    """The columns an expectation reads, or None when it may read any (a SQL query, a table rule)."""
-    kw = e.configuration.kwargs
-    cols = {kw[k] for k in ("column", "column_A", "column_B") if kw.get(k)} | set(kw.get("column_list") or ())
-    cond = getattr(e, "row_condition", None)
-    if cond is not None:
-        if not isinstance(cond, ComparisonCondition):
-            return None
-        cols.add(cond.column.name)
-    return cols or None
-
-
 def read_columns(ds: Dataset, suite: gx.ExpectationSuite) -> list[str]:
     """Contract columns the suite reads directly (derived checks read theirs before the cache),
     and always the key, which examples identify rows by."""
@@ -48,7 +36,7 @@ def read_columns(ds: Dataset, suite: gx.ExpectationSuite) -> list[str]:
     for e in suite.expectations:
         if "check" in (e.meta or {}):
             continue
-        cols = _reads(e)
+        cols = reads(e)
         if cols is None:
             return ds.names
         wanted |= cols

@@ -58,14 +58,22 @@ def _kwargs(exp, meta: dict) -> dict[str, Any]:
     return plain(kwargs)
 
 
+def _error(info: dict) -> str | None:
+    # GX reports an expectation's own failure at the top level, and a failed metric keyed by
+    # the metric's id.
+    if "exception_message" in info:
+        return info["exception_message"]
+    return next((v.get("exception_message") for v in info.values() if isinstance(v, dict) and v.get("exception_message")), None)
+
+
 def to_result(side: str, exp, validation) -> ExpectationResult:
     """One expectation's outcome on one side. A row-level expectation that passed the quick
     (BOOLEAN_ONLY) pass without tolerance has no offending row: its count is 0 without a query."""
     meta = exp.meta or {}
     result = validation.result or {}
-    error = (validation.exception_info or {}).get("exception_message")
+    error = _error(validation.exception_info or {})
     if error:
-        observed: Any = f"error: {' '.join(str(error).split())[:500]}"
+        observed: Any = f"error: {str(error).strip().splitlines()[0][:300]}"
         count = None
     elif result:
         observed = result.get("observed_value", result.get("unexpected_percent"))

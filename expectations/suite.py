@@ -8,12 +8,12 @@ import great_expectations as gx
 from great_expectations.exceptions import ExpectationNotFoundError
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.registry import get_expectation_impl
-from great_expectations.expectations.row_conditions import Column
+from great_expectations.expectations.row_conditions import Column, ComparisonCondition
 
 from jobs.config import ConfigError, Expectations
 from reconcilers.contract import Dataset
 from expectations.overrides import apply_overrides
-from expectations.rules import Rule, rules
+from expectations.rules import Rule, check_column, rules
 
 
 def to_expectation(ds: Dataset, rule: Rule) -> Expectation:
@@ -35,11 +35,35 @@ def to_expectation(ds: Dataset, rule: Rule) -> Expectation:
         raise ConfigError(f"expectations: {ds.name}/{rule.name}: invalid arguments for {rule.type}: {detail}") from None
 
 
+def reads(e: Expectation) -> set[str] | None:
+    """The columns an expectation reads, or None when it may read any (a SQL query, a table rule)."""
+    kw = e.configuration.kwargs
+    cols = {kw[k] for k in ("column", "column_A", "column_B") if kw.get(k)} | set(kw.get("column_list") or ())
+    cond = getattr(e, "row_condition", None)
+    if cond is not None:
+        if not isinstance(cond, ComparisonCondition):
+            return None
+        cols.add(cond.column.name)
+    return cols or None
+
+
+def _check_columns(ds: Dataset, rule: Rule, e: Expectation) -> None:
+    known = set(ds.names) | ({check_column(rule.name)} if rule.check else set())
+    unknown = sorted((reads(e) or set()) - known)
+    if unknown:
+        raise ConfigError(f"expectations: {ds.name}/{rule.name}: no column {', '.join(unknown)} in the {ds.name} contract")
+
+
 def build_suite(ds: Dataset, day: date, cfg: Expectations) -> gx.ExpectationSuite:
     """The suite `run_suites` validates both sides with. ConfigError on a bad override."""
     chosen = apply_overrides(ds, rules(ds, day, cfg), cfg.overrides)
+    expectations = []
+    for rule in chosen:
+        e = to_expectation(ds, rule)
+        _check_columns(ds, rule, e)
+        expectations.append(e)
     return gx.ExpectationSuite(
         name=f"{ds.name}-{day.isoformat()}",
-        expectations=[to_expectation(ds, r) for r in chosen],
+        expectations=expectations,
         meta={"dataset": ds.name, "delivery_day": day.isoformat()},
     )

@@ -220,6 +220,11 @@ def test_expectations_added_in_config_run_with_examples(spark):
             ),
             ExpectationOverride(
                 dataset="orders",
+                expectation="broken_query",
+                kwargs={"type": "unexpected_rows_expectation", "unexpected_rows_query": "SELECT nope FROM {batch}"},
+            ),
+            ExpectationOverride(
+                dataset="orders",
                 expectation="iceberg_has_parent",
                 kwargs={
                     "type": "unexpected_rows_expectation",
@@ -235,7 +240,12 @@ def test_expectations_added_in_config_run_with_examples(spark):
     results = run_suites(store, faithful_api(bad, ORDERS), ORDERS, DAY, cfg)
 
     assert icebergs > 0 and big > 0
-    assert failures(results) == {("store", "small_orders"), ("api", "small_orders"), ("api", "iceberg_has_parent")}
+    assert failures(results) == {
+        ("store", "small_orders"), ("api", "small_orders"), ("api", "iceberg_has_parent"),
+        ("store", "broken_query"), ("api", "broken_query"),
+    }
+    broken = only(results, "api", "broken_query")
+    assert broken.observed.startswith("error: [UNRESOLVED_COLUMN") and broken.unexpected_count is None
     r = only(results, "api", "iceberg_has_parent")
     assert r.unexpected_count == icebergs
     assert len(r.examples) == min(5, icebergs) and set(r.examples[0]) == {"order_id", "revision_no"}

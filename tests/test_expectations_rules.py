@@ -108,8 +108,17 @@ def test_overrides_disable_relax_and_add():
         (ExpectationOverride(dataset="trade", expectation="key_unique", enabled=False), "unknown dataset 'trade'"),
         (ExpectationOverride(dataset="trades", expectation="x", kwargs={"type": "expect_the_moon"}), "unknown GX expectation type"),
         (ExpectationOverride(dataset="trades", expectation="key_unique", kwargs={"mostly": "most"}), "invalid arguments"),
+        (
+            ExpectationOverride(
+                dataset="orders",
+                expectation="x",
+                kwargs={"type": "expect_column_values_to_not_be_null", "column": "price_eur"},
+            ),
+            "no column price_eur in the orders contract",
+        ),
     ],
 )
 def test_bad_overrides_are_config_errors_naming_the_override(override, message):
+    ds = ORDERS if override.dataset == "orders" else TRADES
     with pytest.raises(ConfigError, match=message):
-        build_suite(TRADES, DAY, Expectations(overrides=[override]))
+        build_suite(ds, DAY, Expectations(overrides=[override]))
