@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from jobs.files import atomic_write, fsync_dir
+
 _WIDTH = 12
 
 
@@ -37,25 +39,6 @@ class Entry:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, sync_dir: bool = True) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if sync_dir:
-        _fsync_dir(path.parent)
 
 
 class Outbox:
@@ -103,12 +86,12 @@ class Outbox:
             last = 0
         # The files win over a lost or stale counter, so a number is never handed out twice.
         last = max([last] + [e.seq for e in self.pending()] + [e.seq for e in self.dead()])
-        write_atomic(counter, f"{last + n}\n".encode())
+        atomic_write(counter, f"{last + n}\n".encode())
         return last + 1
 
     def _write(self, folder: Path, seq: int, record: dict, sync_dir: bool = True) -> Path:
         path = folder / f"{seq:0{_WIDTH}d}.json"
-        write_atomic(path, json.dumps(record, indent=1, sort_keys=True).encode(), sync_dir)
+        atomic_write(path, json.dumps(record, indent=1, sort_keys=True).encode(), sync_dir=sync_dir)
         return path
 
     def append_all(self, events: list[dict]) -> list[Entry]:
@@ -120,7 +103,7 @@ class Outbox:
         for seq, event in enumerate(events, first):
             record = {"seq": seq, "queued_at": _now(), "attempts": 0, "last_error": None, "event": event}
             out.append(Entry(seq, self._write(self.root, seq, record, sync_dir=False), record))
-        _fsync_dir(self.root)  # once for the batch: the files are durable from here on
+        fsync_dir(self.root)  # once for the batch: the files are durable from here on
         return out
 
     def append(self, event: dict) -> Entry:
@@ -132,14 +115,14 @@ class Outbox:
 
     def delivered(self, entry: Entry) -> None:
         entry.path.unlink(missing_ok=True)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def bury(self, entry: Entry, reason: dict) -> Path:
         """Move a rejected event to dead/ with why, so it is never retried automatically."""
         entry.record.update(attempts=entry.record.get("attempts", 0) + 1, rejected=reason, rejected_at=_now())
         path = self._write(self.dead_dir, entry.seq, entry.record)
         entry.path.unlink(missing_ok=True)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return path
 
     def requeue(self, entry: Entry) -> Entry:
@@ -147,5 +130,5 @@ class Outbox:
         incident that a later event already resolved."""
         new = self.append(entry.event)
         entry.path.unlink(missing_ok=True)
-        _fsync_dir(self.dead_dir)
+        fsync_dir(self.dead_dir)
         return new

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Iterator
 
 from jobs.config import Config
+from jobs.files import FILE_MODE
 
 LOCK_DIR = "locks"
-FILE_MODE = 0o640
 
 
 @dataclass(frozen=True)

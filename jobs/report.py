@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jobs.config import Config
+from jobs.files import FILE_MODE, atomic_write, fsync_dir
 from reconcilers.result import FINDING_KINDS, DatasetResult
 
 SCHEMA_VERSION = 1
@@ -43,7 +44,6 @@ MAX_VALUE_CHARS = 2000
 RECORD_LEVEL = "*"
 
 DIR_MODE = 0o750
-FILE_MODE = 0o640
 
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -234,25 +234,6 @@ def write_report(result: DatasetResult, cfg: Config) -> ReportPaths:
     return ReportPaths(dir=run_dir, json=run_dir / JSON_NAME, html=run_dir / HTML_NAME)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, rename over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
 def _publish(staging: Path, day_dir: Path, run_id: str) -> Path:
     """Rename the finished staging directory to the run's name. rename(2) refuses to replace a
     non-empty directory, so an earlier report under the same run id is never overwritten: the
@@ -267,7 +248,7 @@ def _publish(staging: Path, day_dir: Path, run_id: str) -> Path:
             if target.exists():
                 continue  # lost a race to another writer of the same run id
             raise ReportError(f"cannot publish report in {day_dir}: {e.strerror}") from None
-        _fsync_dir(day_dir)
+        fsync_dir(day_dir)
         return target
     raise ReportError(f"too many reports named {run_id!r} in {day_dir}")
 
@@ -280,7 +261,7 @@ def _point_latest(day_dir: Path, name: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
-    _fsync_dir(day_dir)
+    fsync_dir(day_dir)
 
 
 def _sweep_stale_staging(day_dir: Path) -> None:
@@ -304,14 +285,6 @@ def make_dirs(path: Path) -> None:
             d.mkdir(mode=DIR_MODE)
         except FileExistsError:
             pass
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- finding and reading
