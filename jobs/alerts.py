@@ -238,7 +238,7 @@ def flush_outbox(cfg: Config, *, force: bool = False) -> FlushResult:
     With alerts disabled nothing is sent unless `force` (the explicit `recon alerts flush`).
     """
     box = _box(cfg)
-    if not cfg.alerts.enabled and not force:
+    if (not cfg.alerts.enabled or cfg.alerts.dry_run) and not force:
         return FlushResult(pending=len(box.pending()), skipped=True)
     try:
         with box.locked():
@@ -265,7 +265,7 @@ def send_for(cfg: Config, result: DatasetResult, report_link: str | None, *, dry
     events = plan(cfg.alerts, result, report_link)
     if not events:
         return AlertOutcome("nothing", events)
-    if dry_run:
+    if dry_run or cfg.alerts.dry_run:
         try:
             shown = mask(_routing_key(cfg))
         except ConfigError as e:

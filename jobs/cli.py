@@ -70,17 +70,26 @@ class DatasetChoice(str, Enum):
     all = "all"
 
 
+def with_alert_mode(cfg, *, no_alert: bool, dry_run: bool):
+    if not (no_alert or dry_run):
+        return cfg
+    update = {"dry_run": True, **({"enabled": False} if no_alert else {})}
+    return cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update=update)})
+
+
 @app.command("run")
 def run_cmd(
     day: Annotated[str, typer.Option("--day", help="Delivery day YYYY-MM-DD (Europe/Amsterdam)")],
     dataset_: Annotated[DatasetChoice, typer.Option("--dataset", help="Dataset to reconcile")] = DatasetChoice.all,
     recheck: Annotated[int, typer.Option("--recheck", min=0, max=14, help="Also re-check the K days before (trades get cancelled after the nightly run)")] = 0,
+    no_alert: Annotated[bool, typer.Option("--no-alert", help="Send no PagerDuty event (no routing key needed); print what would be sent")] = False,
+    alert_dry_run: Annotated[bool, typer.Option("--alert-dry-run", help="Print the PagerDuty events instead of sending them")] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Reconcile the API against the store for one delivery day (exit 0 clean, 1 findings, 2 incomplete)."""
     from jobs.run import dataset_names, run
 
-    cfg = load_config(config)
+    cfg = with_alert_mode(load_config(config), no_alert=no_alert, dry_run=alert_dry_run)
     if recheck:
         from jobs.backfill import recheck_days
 

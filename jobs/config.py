@@ -141,6 +141,9 @@ class AlertRetry(Strict):
 
 class Alerts(Strict):
     enabled: bool = True
+    # Print the events a run would send instead of sending them (`recon run --alert-dry-run`, and
+    # with enabled: false, `--no-alert`); the outbox is neither flushed nor written.
+    dry_run: bool = False
     base_url: str = "http://127.0.0.1:8766"
     routing_key: Secret = Secret(env="TRADE_RECON_ROUTING_KEY")
     severities: Severities = Severities()

@@ -339,3 +339,22 @@ def test_unwritable_outbox_still_sends_and_never_raises(tmp_path, pd, caplog):
     assert out.status == "failed" and out.flush.pending == 3
     assert f'"dedup_key": "{DATA}"' in caplog.text  # the whole event, to send by hand
     assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize("flags", [{"no_alert": True, "dry_run": False}, {"no_alert": False, "dry_run": True}])
+def test_run_flags_print_the_events_and_neither_send_nor_flush(cfg, pd, capsys, flags):
+    from jobs.cli import with_alert_mode
+
+    pd.fail(500, count=100)
+    send_for(cfg, run(day="2026-12-01"), LINK)  # queued: PagerDuty is failing
+    pd.recover()
+    queued = outbox_entries(cfg)[0]
+    assert queued
+    capsys.readouterr()
+    quiet = with_alert_mode(cfg, **flags)
+    assert flush_outbox(quiet).skipped
+    out = send_for(quiet, run(), LINK)
+    printed = capsys.readouterr().out
+    assert out.status == "dry-run" and f'"dedup_key": "{DATA}"' in printed
+    assert KEY not in printed
+    assert pd.accepted() == [] and outbox_entries(cfg)[0] == queued
