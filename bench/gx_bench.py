@@ -58,19 +58,6 @@ def peer_counts(df, ds: Dataset, day: date, cfg: Expectations) -> dict[str, int]
     return {name: row[a] for a, name in cols.items()}
 
 
-def clean_trades(n: int):
-    """Seeded trades with updated_at made non-decreasing per trade: jobs.seed draws each
-    revision's delay on its own, which `revisions_ordered` rightly flags. The bench measures
-    the nightly case, a clean day."""
-    import pyarrow as pa
-
-    table = trades_table(DAY, n)
-    frame = table.select(["trade_id", "updated_at"]).to_pandas()
-    fixed = frame.groupby("trade_id", sort=False)["updated_at"].cummax()
-    i = table.schema.get_field_index("updated_at")
-    return table.set_column(i, table.schema.field(i), pa.array(fixed, type=table.schema.field(i).type))
-
-
 def _cpu_s(jvm_pid: int) -> float:
     """CPU seconds used so far by the Spark JVM (driver and local executors) and this process."""
     fields = Path(f"/proc/{jvm_pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -97,7 +84,7 @@ def run(repeat: int = 3) -> list[Row]:
     spark = spark_session(cfg, app_name="gx-bench")
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp)
-        write_day(store, TRADES, DAY, clean_trades(N))
+        write_day(store, TRADES, DAY, trades_table(DAY, N))
         store_df = (
             spark.read.schema(store_schema(TRADES))
             .option("basePath", str(store / TRADES.name))

@@ -19,21 +19,19 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def derived_checks(suite: gx.ExpectationSuite) -> dict[str, tuple[str, list[str]]]:
-    """Derived column -> (SQL predicate, columns an example shows), from the suite's meta."""
-    out = {}
+def split(suite: gx.ExpectationSuite) -> dict[str, list]:
+    """The suite's expectations by scope ("rows" first, then "records"), each in suite order."""
+    parts: dict[str, list] = {"rows": [], "records": []}
     for e in suite.expectations:
-        meta = e.meta or {}
-        if "check" in meta:
-            out[e.column] = (meta["check"], meta["show"])
-    return out
+        parts[(e.meta or {}).get("scope", "rows")].append(e)
+    return parts
 
 
-def read_columns(ds: Dataset, suite: gx.ExpectationSuite) -> list[str]:
-    """Contract columns the suite reads directly (derived checks read theirs before the cache),
-    and always the key, which examples identify rows by."""
+def read_columns(ds: Dataset, expectations: list) -> list[str]:
+    """Contract columns the expectations read directly (derived checks read theirs before the
+    cache), and always the key, which examples identify rows by."""
     wanted: set[str] = set(ds.key)
-    for e in suite.expectations:
+    for e in expectations:
         if "check" in (e.meta or {}):
             continue
         cols = reads(e)
@@ -43,17 +41,28 @@ def read_columns(ds: Dataset, suite: gx.ExpectationSuite) -> list[str]:
     return [n for n in ds.names if n in wanted]
 
 
-def prepare(df: DataFrame, ds: Dataset, suite: gx.ExpectationSuite) -> DataFrame:
-    """The suite's columns (the API's meta columns are not data) plus the derived checks.
+def needs(ds: Dataset, expectations: list) -> list[str]:
+    """Every contract column the expectations read, their derived checks' included."""
+    shown = {c for e in expectations for c in (e.meta or {}).get("show", ())}
+    direct = read_columns(ds, expectations)
+    return [n for n in ds.names if n in shown or n in direct]
+
+
+def prepare(df: DataFrame, ds: Dataset, expectations: list, keep: list[str] = ()) -> DataFrame:
+    """The columns the expectations read (the API's meta columns are not data), the `keep`
+    columns, and the derived checks.
 
     A derived column is null on a good row and a JSON object of the row's key and the values
     involved on an offending one, which is what the report shows as an example.
     """
     derived = []
-    for column, (check, show) in derived_checks(suite).items():
-        fields = ", ".join(f"'{c}', {_quoted(c)}" for c in show)
-        derived.append(F.expr(f"CASE WHEN {check} THEN to_json(named_struct({fields})) END").alias(column))
-    return df.select(*[F.col(_quoted(n)) for n in read_columns(ds, suite)], *derived)
+    for e in expectations:
+        meta = e.meta or {}
+        if "check" in meta:
+            fields = ", ".join(f"'{c}', {_quoted(c)}" for c in meta["show"])
+            derived.append(F.expr(f"CASE WHEN {meta['check']} THEN to_json(named_struct({fields})) END").alias(e.column))
+    wanted = set(read_columns(ds, expectations)) | set(keep)
+    return df.select(*[F.col(_quoted(n)) for n in ds.names if n in wanted], *derived)
 
 
 @contextmanager

@@ -5,6 +5,10 @@ GX expectation type and kwargs that check it, and, for rules GX has no expectati
 a Spark SQL predicate that is TRUE on an offending row. Those rules become a derived column
 (null when the row is fine) that GX validates with `expect_column_values_to_be_null`, so every
 rule of a side is decided in the same cached pass instead of one Spark query per rule.
+
+Rules about records rather than rows (the key, the revisions of an id) have scope "records":
+they read only the key and `updated_at`, so they run on a narrow copy of those columns and the
+shuffle they need moves a few columns instead of whole rows.
 """
 
 from __future__ import annotations
@@ -36,14 +40,17 @@ class Rule:
     description: str
     check: str | None = None  # Spark SQL, TRUE when a row breaks the rule
     where: tuple[str, str] | None = None  # (column, value): the rule holds only for these rows
-    show: tuple[str, ...] = field(default=())  # columns an offending row's example shows
+    scope: str = "rows"  # or "records": reads only the key and updated_at (see above)
+    show: tuple[str, ...] = field(default=())  # columns the check reads; an example shows them
 
 
 def check_column(name: str) -> str:
     return CHECK_PREFIX + re.sub(r"\W", "_", name)
 
 
-def _check(name: str, ds: Dataset, column: str, sql: str, description: str, show: tuple[str, ...]) -> Rule:
+def _check(
+    name: str, ds: Dataset, column: str, sql: str, description: str, show: tuple[str, ...], scope: str = "rows"
+) -> Rule:
     shown = tuple(dict.fromkeys((*ds.key, *show)))
     return Rule(
         name,
@@ -53,6 +60,7 @@ def _check(name: str, ds: Dataset, column: str, sql: str, description: str, show
         description,
         check=sql,
         show=shown,
+        scope=scope,
     )
 
 
@@ -72,7 +80,7 @@ def _required(ds: Dataset) -> list[Rule]:
 def _key(ds: Dataset) -> list[Rule]:
     return [
         Rule("key_unique", "expect_compound_columns_to_be_unique", {"column_list": list(ds.key)}, None,
-             f"each ({', '.join(ds.key)}) occurs once")
+             f"each ({', '.join(ds.key)}) occurs once", scope="records")
     ]
 
 
@@ -158,13 +166,15 @@ def _revisions(ds: Dataset) -> list[Rule]:
             "revisions_contiguous", ds, REVISION,
             f"{known} AND IF({prev} IS NULL, {REVISION} <> 1, {REVISION} - {prev} > 1)",
             f"revisions of each {', '.join(ids)} run 1..n without gaps",
-            (REVISION,),
+            (REVISION, UPDATED),
+            scope="records",
         ),
         _check(
             "revisions_ordered", ds, UPDATED,
             f"{known} AND {UPDATED} < lag({UPDATED}) {window}",
             f"{UPDATED} does not go back as the revision increases",
             (REVISION, UPDATED),
+            scope="records",
         ),
     ]
 

@@ -1,8 +1,9 @@
 """Validate both sides of a run with the dataset's suite, through GX's Spark datasource.
 
-Per side: the prepared DataFrame is cached once, then the whole suite runs with
-`BOOLEAN_ONLY` (GX bundles the column metrics into few Spark aggregations and skips the
-per-expectation queries for unexpected values). Only the expectations that failed, or that
+Per side: the columns the suite reads and the derived row checks are cached in one read of
+the side's DataFrame; the record rules (key, revisions) get a narrow cache made from it. Each
+runs with `BOOLEAN_ONLY` (GX bundles the column metrics into few Spark aggregations and skips
+the per-expectation queries for unexpected values). Only the expectations that failed, or that
 pass with a `mostly` tolerance, run again to fetch counts and examples.
 """
 
@@ -18,7 +19,7 @@ from pyspark.sql import DataFrame
 from jobs.config import ConfigError, Expectations
 from reconcilers.contract import Dataset
 from reconcilers.result import ExpectationResult
-from expectations.prepare import cached, prepare
+from expectations.prepare import cached, needs, prepare, split
 from expectations.results import EXAMPLES, to_result
 from expectations.suite import build_suite
 
@@ -49,26 +50,44 @@ def _detail_format(exp: gx.expectations.Expectation, ds: Dataset) -> dict[str, A
     return fmt
 
 
+def _validate(source, name: str, expectations: list, ds: Dataset, side: str, df: DataFrame) -> dict[str, ExpectationResult]:
+    """Validate `expectations` on the cached `df`: one BOOLEAN_ONLY pass for all, then details
+    for those that failed or pass within a tolerance."""
+    batch = (
+        source.add_dataframe_asset(name=name)
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": df})
+    )
+    suite = gx.ExpectationSuite(name=name, expectations=expectations)
+    quick = {r.expectation_config.meta["name"]: r for r in batch.validate(suite, result_format="BOOLEAN_ONLY").results}
+    out = {}
+    for exp in expectations:
+        r = quick[exp.meta["name"]]
+        tolerant = (exp.configuration.kwargs.get("mostly") or 1) < 1
+        if not r.success or tolerant:
+            r = batch.validate(exp, result_format=_detail_format(exp, ds))
+        out[exp.meta["name"]] = to_result(side, exp, r)
+    return out
+
+
 def validate_side(source, suite: gx.ExpectationSuite, ds: Dataset, side: str, df: DataFrame) -> list[ExpectationResult]:
-    prepared = prepare(df, ds, suite)
+    """One side: `df` is read once, into a cache of the columns the suite reads plus the row
+    checks; the record rules then run on a narrow cache made from that one."""
+    parts = split(suite)
+    rows = prepare(df, ds, parts["rows"], keep=needs(ds, parts["records"]))
     try:
-        cached(prepared)
-        batch = (
-            source.add_dataframe_asset(name=side)
-            .add_batch_definition_whole_dataframe("whole")
-            .get_batch(batch_parameters={"dataframe": prepared})
-        )
-        quick = {r.expectation_config.meta["name"]: r for r in batch.validate(suite, result_format="BOOLEAN_ONLY").results}
-        out = []
-        for exp in suite.expectations:  # suite order, whatever order GX resolved them in
-            r = quick[exp.meta["name"]]
-            tolerant = (exp.configuration.kwargs.get("mostly") or 1) < 1
-            if not r.success or tolerant:
-                r = batch.validate(exp, result_format=_detail_format(exp, ds))
-            out.append(to_result(side, exp, r))
-        return out
+        cached(rows)
+        out = _validate(source, side, parts["rows"], ds, side, rows) if parts["rows"] else {}
+        if parts["records"]:
+            records = prepare(rows, ds, parts["records"])
+            try:
+                cached(records)
+                out |= _validate(source, f"{side}-records", parts["records"], ds, side, records)
+            finally:
+                records.unpersist()
     finally:
-        prepared.unpersist()
+        rows.unpersist()
+    return [out[e.meta["name"]] for e in suite.expectations]  # suite order
 
 
 def run_suites(store_df: DataFrame, api_df: DataFrame, ds: Dataset, day: date, cfg: Expectations) -> list[ExpectationResult]:

@@ -21,7 +21,7 @@ def to_expectation(ds: Dataset, rule: Rule) -> Expectation:
     kwargs = dict(rule.kwargs)
     if rule.where:
         kwargs["row_condition"] = Column(rule.where[0]) == rule.where[1]
-    meta = {"name": rule.name, "column": rule.column}
+    meta = {"name": rule.name, "column": rule.column, "scope": rule.scope}
     if rule.check:
         meta |= {"check": rule.check, "show": list(rule.show)}
     try:
