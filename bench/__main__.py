@@ -14,6 +14,7 @@ BENCHES = {
     "report": "bench.report_bench",
     "serve": "bench.serve_bench",
     "gx": "bench.gx_bench",
+    "e2e": "bench.e2e_bench",
 }
 
 
