@@ -5,12 +5,13 @@ Plan (two Spark jobs at most, nothing row-level on the driver):
    full content, which both counts duplicates and picks deterministic representatives (below).
 2. One full outer join on the key. Rows with a null key column stay in the join unmatched (an
    equality with null never holds) and are classified as null_key, never paired.
-3. Every joined row is classified into narrow columns (flags, one finding code per field, the hour
-   of each side) and cached; tagged sample payloads are built only on rows that have a finding.
-4. Job 1: one global aggregation of `count(when(...))` columns gives every counter and the
-   hourly counts in a single pass. Job 2 (only if something was found): explode the findings and
-   keep the first N per (kind, field) by key with a row_number filter, which Spark limits per
-   partition before shuffling.
+3. Every joined row is classified into narrow columns (record flags, one finding mask per field
+   kind, the hour of each side) and cached; the raw rows of both sides ride along only on rows
+   that have a finding.
+4. Job 1: one aggregation grouped by (store hour, API hour) gives every record-level counter and
+   the hourly counts. Job 2, only if something was found: explode the few finding rows into one
+   row per finding, count per (kind, field) and keep the first N by key with a window; only those
+   are rendered into sample text.
 
 Duplicates, decided here:
 - store: a key held n times is n-1 duplicate_key findings (side "store"); its values are compared
@@ -52,7 +53,6 @@ from reconcilers.schemas import BAD_TYPE, PRESENT, RAW, api_schema, store_schema
 
 RECORD = "*"  # the `field` of record-level kinds in `counts`
 HOUR_MICROS = 3_600_000_000
-_ENC_MAP = T.MapType(T.StringType(), T.StringType())
 
 
 @dataclass(frozen=True)
@@ -107,18 +107,19 @@ def compare(
     joined = _store_side(store_df, ds, bounds).join(_api_side(api_df, ds, bounds), _key_match(ds), "full")
     classified = _classify(joined, ds).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        agg = classified.agg(*_aggregates(ds, bounds.hours)).first().asDict()
-        counts, by_side = _counts(agg, ds)
-        hourly = [
-            HourCount(_iso_hour(bounds.start + timedelta(hours=i)), agg[f"_hs{i}"] or 0, agg[f"_ha{i}"] or 0)
-            for i in range(bounds.hours)
-        ]
-        samples = []
-        if samples_per_kind_field and counts:
-            samples = _samples(classified, ds, samples_per_kind_field)
-        return Comparison(agg["store_rows"] or 0, agg["api_rows"] or 0, counts, hourly, samples, by_side)
+        totals = _Totals.collect(classified, bounds.hours)
+        field_counts, samples = {}, []
+        if totals.any_findings:
+            field_counts, samples = _findings(classified, ds, samples_per_kind_field)
     finally:
         classified.unpersist()
+    counts = {}
+    for kind in FINDING_KINDS:
+        if totals.record.get(kind):
+            counts[kind] = {RECORD: totals.record[kind]}
+        if field_counts.get(kind):
+            counts[kind] = field_counts[kind]
+    return Comparison(totals.store_rows, totals.api_rows, counts, totals.hourly(bounds), samples, totals.by_side)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -284,130 +285,150 @@ def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
     )
 
 
-# --- job 1: counters --------------------------------------------------------------------------
+# --- job 1: totals and hours ------------------------------------------------------------------
 
 
-def _aggregates(ds: Dataset, hours: int) -> list[Column]:
-    def count(cond: Column, alias: str) -> Column:
-        return F.count(F.when(cond, F.lit(1))).alias(alias)
+@dataclass
+class _Totals:
+    """Record-level counters per (store hour, API hour) pair: at most 26 x 26 small groups, so one
+    grouped aggregation with a handful of sums replaces a wide one with a column per hour."""
 
-    exprs = [
-        F.sum("_sw").alias("store_rows"),
-        F.sum("_aw").alias("api_rows"),
-        count(F.col("_missing"), "missing_in_api"),
-        count(F.col("_unexpected"), "unexpected_in_api"),
-        F.sum("_s_dup").alias("duplicate_key/store"),
-        F.sum("_a_dup").alias("duplicate_key/api"),
-        count(F.col("_s_nullkey"), "null_key/store"),
-        count(F.col("_a_nullkey"), "null_key/api"),
-    ]
-    bits = field_bits(ds)
-    for kind in FIELD_KINDS:
-        exprs += [count(has_bit(F.col(f"_m_{kind}"), bits[f.name]), f"{kind}.{f.name}") for f in ds.value_fields]
-    for i in range(hours):
-        exprs += [
-            F.sum(F.when(F.col("_s_hour") == i, F.col("_sw"))).alias(f"_hs{i}"),
-            F.sum(F.when(F.col("_a_hour") == i, F.col("_aw"))).alias(f"_ha{i}"),
-        ]
-    return exprs
+    groups: list[dict]
+
+    @classmethod
+    def collect(cls, classified: DataFrame, hours: int) -> _Totals:
+        any_field = reduce(or_, [F.col(f"_m_{k}") != 0 for k in FIELD_KINDS])
+        rows = (
+            classified.groupBy("_s_hour", "_a_hour")
+            .agg(
+                F.sum("_sw").alias("store_rows"),
+                F.sum("_aw").alias("api_rows"),
+                F.count_if(F.col("_missing")).alias("missing_in_api"),
+                F.count_if(F.col("_unexpected")).alias("unexpected_in_api"),
+                F.sum("_s_dup").alias("duplicate_key/store"),
+                F.sum("_a_dup").alias("duplicate_key/api"),
+                F.count_if(F.col("_s_nullkey")).alias("null_key/store"),
+                F.count_if(F.col("_a_nullkey")).alias("null_key/api"),
+                F.count_if(any_field).alias("_field_findings"),
+            )
+            .collect()
+        )
+        return cls([r.asDict() for r in rows])
+
+    def _sum(self, name: str) -> int:
+        return sum(int(g[name] or 0) for g in self.groups)
+
+    @property
+    def store_rows(self) -> int:
+        return self._sum("store_rows")
+
+    @property
+    def api_rows(self) -> int:
+        return self._sum("api_rows")
+
+    @property
+    def by_side(self) -> dict[str, dict[str, int]]:
+        return {kind: {side: self._sum(f"{kind}/{side}") for side in ("store", "api")} for kind in ("duplicate_key", "null_key")}
+
+    @property
+    def record(self) -> dict[str, int]:
+        out = {kind: self._sum(kind) for kind in ("missing_in_api", "unexpected_in_api")}
+        out.update({kind: sum(sides.values()) for kind, sides in self.by_side.items()})
+        return out
+
+    @property
+    def any_findings(self) -> bool:
+        return bool(self._sum("_field_findings") or any(self.record.values()))
+
+    def hourly(self, day: Day) -> list[HourCount]:
+        store, api = [0] * day.hours, [0] * day.hours
+        for g in self.groups:
+            if g["_s_hour"] is not None:
+                store[g["_s_hour"]] += int(g["store_rows"] or 0)
+            if g["_a_hour"] is not None:
+                api[g["_a_hour"]] += int(g["api_rows"] or 0)
+        return [HourCount(_iso_hour(day.start + timedelta(hours=i)), store[i], api[i]) for i in range(day.hours)]
 
 
-def _counts(agg: dict, ds: Dataset) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    counts: dict[str, dict[str, int]] = {}
-    by_side = {
-        kind: {side: int(agg[f"{kind}/{side}"] or 0) for side in ("store", "api")} for kind in ("duplicate_key", "null_key")
-    }
-    record = {k: int(agg[k] or 0) for k in ("missing_in_api", "unexpected_in_api")}
-    record.update({kind: sum(sides.values()) for kind, sides in by_side.items()})
-    for kind in FINDING_KINDS:
-        if record.get(kind):
-            counts[kind] = {RECORD: record[kind]}
-        per_field = {f.name: int(agg.get(f"{kind}.{f.name}") or 0) for f in ds.value_fields}
-        per_field = {name: n for name, n in per_field.items() if n}
-        if per_field:
-            counts[kind] = per_field
-    return counts, by_side
-
-
-def _iso_hour(t) -> str:
+def _iso_hour(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-# --- job 2: samples ---------------------------------------------------------------------------
+# --- job 2: per-field counts and samples -------------------------------------------------------
 
 
-def _samples(classified: DataFrame, ds: Dataset, cap: int) -> list[Sample]:
+def _findings(classified: DataFrame, ds: Dataset, cap: int) -> tuple[dict[str, dict[str, int]], list[Sample]]:
+    """One row per finding, from the few rows that have any; per (kind, field) a count and the
+    first `cap` by key. Only the kept rows are rendered to sample text."""
     keys = [f"_k_{k}" for k in ds.key]
-    masks = [f"_m_{kind}" for kind in FIELD_KINDS]
-    flags = ["_missing", "_unexpected", "_s_dup", "_a_dup", "_s_nullkey", "_a_nullkey"]
-    bits = {f.name: 1 << i for i, f in enumerate(ds.fields)}
-    present, bad, raw = (F.col(f"_arow.{c}") for c in (PRESENT, BAD_TYPE, RAW))
-    store_map = F.create_map(*[x for f in ds.fields for x in (F.lit(f.name), encode_store(f, F.col(f"_srow.{f.name}")))])
-    api_map = F.create_map(
-        *[
-            x
-            for f in ds.fields
-            for x in (F.lit(f.name), encode_api(f, bits[f.name], F.col(f"_arow.{f.name}"), present, bad, raw))
-        ]
-    )
-    # Rendered once per row into two maps; every finding of the row reads from them.
-    rendered = classified.where(F.col("_any")).select(
-        *keys,
-        "_a_rk",
-        *flags,
-        *masks,
-        F.when(F.col("_srow").isNotNull(), store_map).alias("_smap"),
-        F.when(F.col("_arow").isNotNull(), api_map).alias("_amap"),
-    )
-
-    no_map = F.lit(None).cast(_ENC_MAP)
+    bits = field_bits(ds)
     no_text = F.lit(None).cast("string")
-    smap, amap = F.col("_smap"), F.col("_amap")
 
-    def entry(kind: Column, fld: Column, side: Column, store: Column, api: Column) -> Column:
-        return F.struct(kind.alias("kind"), fld.alias("field"), side.alias("side"), store.alias("store"), api.alias("api"))
+    def entry(kind: Column, fld: Column, side: Column) -> Column:
+        return F.struct(kind.alias("kind"), fld.alias("field"), side.alias("side"))
 
     record = [
-        (F.col("_missing"), "missing_in_api", no_text, smap, no_map),
-        (F.col("_unexpected"), "unexpected_in_api", no_text, no_map, amap),
-        (F.col("_s_dup") > 0, "duplicate_key", F.lit("store"), smap, no_map),
-        (F.col("_a_dup") > 0, "duplicate_key", F.lit("api"), no_map, amap),
-        (F.col("_s_nullkey"), "null_key", F.lit("store"), smap, no_map),
-        (F.col("_a_nullkey"), "null_key", F.lit("api"), no_map, amap),
+        (F.col("_missing"), "missing_in_api", no_text),
+        (F.col("_unexpected"), "unexpected_in_api", no_text),
+        (F.col("_s_dup") > 0, "duplicate_key", F.lit("store")),
+        (F.col("_a_dup") > 0, "duplicate_key", F.lit("api")),
+        (F.col("_s_nullkey"), "null_key", F.lit("store")),
+        (F.col("_a_nullkey"), "null_key", F.lit("api")),
     ]
-    entries = [F.when(cond, entry(F.lit(kind), no_text, side, s, a)) for cond, kind, side, s, a in record]
+    entries = [F.when(cond, entry(F.lit(kind), no_text, side)) for cond, kind, side in record]
     for f in ds.value_fields:
-        name = F.lit(f.name)
-        pair = (F.create_map(name, smap[f.name]), F.create_map(name, amap[f.name]))
         # The kind masks are disjoint: a field has at most one finding per record.
         kind = reduce(
             lambda acc, k: acc.when(has_bit(F.col(f"_m_{k}"), bits[f.name]), F.lit(k)),
             FIELD_KINDS[1:],
             F.when(has_bit(F.col(f"_m_{FIELD_KINDS[0]}"), bits[f.name]), F.lit(FIELD_KINDS[0])),
         )
-        entries.append(F.when(kind.isNotNull(), entry(kind, name, no_text, *pair)))
+        entries.append(F.when(kind.isNotNull(), entry(kind, F.lit(f.name), no_text)))
 
-    found = rendered.select(
-        *keys, "_a_rk", F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias("e")
-    ).select(*keys, "_a_rk", "e.*")
+    found = (
+        classified.where(F.col("_any"))
+        .select(*keys, "_a_rk", "_srow", "_arow", F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias("e"))
+        .select(*keys, "_a_rk", "_srow", "_arow", "e.*")
+    )
+    group = Window.partitionBy("kind", "field")
     order = [F.col(c).asc_nulls_first() for c in (*keys, "side", "_a_rk")]
-    first_n = (
-        found.withColumn("_rn", F.row_number().over(Window.partitionBy("kind", "field").orderBy(*order)))
-        .where(F.col("_rn") <= cap)
+    kept = (
+        found.select("*", F.row_number().over(group.orderBy(*order)).alias("_rn"), F.count(F.lit(1)).over(group).alias("_n"))
+        .where(F.col("_rn") <= max(cap, 1))  # the first row of each group carries the group's count
         .select(
             "kind",
             "field",
             "side",
-            "store",
-            "api",
             "_rn",
+            "_n",
             *[encode_store(ds.by_name[k], F.col(f"_k_{k}")).alias(f"_k_{k}") for k in ds.key],
+            F.when(F.col("_srow").isNotNull(), _store_map(ds)).alias("store"),
+            F.when(F.col("_arow").isNotNull(), _api_map(ds)).alias("api"),
         )
+        .collect()
     )
-    kind_rank = {k: i for i, k in enumerate(FINDING_KINDS)}
+    field_counts: dict[str, dict[str, int]] = {}
+    for r in kept:
+        if r.field is not None and r._rn == 1:
+            field_counts.setdefault(r.kind, {})[r.field] = int(r._n)
     field_rank = {n: i for i, n in enumerate(ds.names)}
-    rows = sorted(first_n.collect(), key=lambda r: (kind_rank[r.kind], field_rank.get(r.field, -1), r._rn))
-    return [_sample(r, ds) for r in rows]
+    for kind, by_field in field_counts.items():
+        field_counts[kind] = dict(sorted(by_field.items(), key=lambda kv: field_rank[kv[0]]))
+    kind_rank = {k: i for i, k in enumerate(FINDING_KINDS)}
+    shown = sorted((r for r in kept if r._rn <= cap), key=lambda r: (kind_rank[r.kind], field_rank.get(r.field, -1), r._rn))
+    return field_counts, [_sample(r, ds) for r in shown]
+
+
+def _store_map(ds: Dataset) -> Column:
+    return F.create_map(*[x for f in ds.fields for x in (F.lit(f.name), encode_store(f, F.col(f"_srow.{f.name}")))])
+
+
+def _api_map(ds: Dataset) -> Column:
+    present, bad, raw = (F.col(f"_arow.{c}") for c in (PRESENT, BAD_TYPE, RAW))
+    bits = {f.name: 1 << i for i, f in enumerate(ds.fields)}
+    return F.create_map(
+        *[x for f in ds.fields for x in (F.lit(f.name), encode_api(f, bits[f.name], F.col(f"_arow.{f.name}"), present, bad, raw))]
+    )
 
 
 def _decode_record(ds: Dataset, encoded: dict | None) -> dict | None:
@@ -419,6 +440,8 @@ def _decode_record(ds: Dataset, encoded: dict | None) -> dict | None:
 def _sample(r, ds: Dataset) -> Sample:
     key = {k: decode(ds.by_name[k], r[f"_k_{k}"]) for k in ds.key}
     if r.field is None:
-        return Sample(r.kind, None, key, _decode_record(ds, r.store), _decode_record(ds, r.api), r.side)
+        store = _decode_record(ds, r.store) if r.kind == "missing_in_api" or r.side == "store" else None
+        api = _decode_record(ds, r.api) if r.kind == "unexpected_in_api" or r.side == "api" else None
+        return Sample(r.kind, None, key, store, api, r.side)
     f = ds.by_name[r.field]
     return Sample(r.kind, r.field, key, decode(f, r.store[r.field]), decode(f, r.api[r.field]))
