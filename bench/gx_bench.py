@@ -44,9 +44,7 @@ def peer_counts(df, ds: Dataset, day: date, cfg: Expectations) -> dict[str, int]
         elif r.type == "expect_column_values_to_be_in_set":
             cond = f"{k['column']} NOT IN ({', '.join(repr(v) for v in k['value_set'])})"
         elif r.type == "expect_column_values_to_be_between":
-            cond = f"NOT ({k['column']} BETWEEN {k['min_value']} AND {k['max_value']})"
-            if r.where:
-                cond = f"{r.where[0]} = '{r.where[1]}' AND {cond}"
+            cond = f"NOT (({r.derive or k['column']}) BETWEEN {k['min_value']} AND {k['max_value']})"
         elif r.type == "expect_compound_columns_to_be_unique":
             cond = f"count(*) OVER (PARTITION BY {', '.join(k['column_list'])}) > 1"
         else:

@@ -28,11 +28,11 @@ def split(suite: gx.ExpectationSuite) -> dict[str, list]:
 
 
 def read_columns(ds: Dataset, expectations: list) -> list[str]:
-    """Contract columns the expectations read directly (derived checks read theirs before the
+    """Contract columns the expectations read directly (derived columns read theirs before the
     cache), and always the key, which examples identify rows by."""
     wanted: set[str] = set(ds.key)
     for e in expectations:
-        if "check" in (e.meta or {}):
+        if "derive" in (e.meta or {}):
             continue
         cols = reads(e)
         if cols is None:
@@ -42,7 +42,7 @@ def read_columns(ds: Dataset, expectations: list) -> list[str]:
 
 
 def needs(ds: Dataset, expectations: list) -> list[str]:
-    """Every contract column the expectations read, their derived checks' included."""
+    """Every contract column the expectations read, through derived columns included."""
     shown = {c for e in expectations for c in (e.meta or {}).get("show", ())}
     direct = read_columns(ds, expectations)
     return [n for n in ds.names if n in shown or n in direct]
@@ -50,17 +50,8 @@ def needs(ds: Dataset, expectations: list) -> list[str]:
 
 def prepare(df: DataFrame, ds: Dataset, expectations: list, keep: list[str] = ()) -> DataFrame:
     """The columns the expectations read (the API's meta columns are not data), the `keep`
-    columns, and the derived checks.
-
-    A derived column is null on a good row and a JSON object of the row's key and the values
-    involved on an offending one, which is what the report shows as an example.
-    """
-    derived = []
-    for e in expectations:
-        meta = e.meta or {}
-        if "check" in meta:
-            fields = ", ".join(f"'{c}', {_quoted(c)}" for c in meta["show"])
-            derived.append(F.expr(f"CASE WHEN {meta['check']} THEN to_json(named_struct({fields})) END").alias(e.column))
+    columns, and the derived columns (`meta.derive`), computed in this one projection."""
+    derived = [F.expr(e.meta["derive"]).alias(e.column) for e in expectations if "derive" in (e.meta or {})]
     wanted = set(read_columns(ds, expectations)) | set(keep)
     return df.select(*[F.col(_quoted(n)) for n in ds.names if n in wanted], *derived)
 

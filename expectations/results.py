@@ -38,11 +38,13 @@ def plain(value: Any) -> Any:
     return str(value)  # row conditions and other GX objects: their readable form
 
 
-def _examples(meta: dict, result: dict) -> list[Any]:
+def _examples(meta: dict, column: str | None, result: dict) -> list[Any]:
     if "check" in meta:  # derived checks hold the offending row's key and values as JSON
         rows = [json.loads(s, parse_float=Decimal) for s in result.get("partial_unexpected_list") or []]
     elif result.get("partial_unexpected_index_list"):
         rows = result["partial_unexpected_index_list"]
+        if "derive" in meta:  # a derived value column (a segment's prices) shown as what it is
+            rows = [{meta["column"] if k == column else k: v for k, v in row.items()} for row in rows]
     elif result.get("details", {}).get("unexpected_rows") is not None:
         rows = result["details"]["unexpected_rows"]
     else:
@@ -55,6 +57,8 @@ def _kwargs(exp, meta: dict) -> dict[str, Any]:
     kwargs = {"type": exp.expectation_type, **kwargs}
     if "check" in meta:
         kwargs["check"] = meta["check"]
+    elif "derive" in meta:
+        kwargs["derive"] = meta["derive"]
     return plain(kwargs)
 
 
@@ -90,6 +94,6 @@ def to_result(side: str, exp, validation) -> ExpectationResult:
         success=bool(validation.success) and not error,
         observed=plain(observed),
         unexpected_count=count,
-        examples=_examples(meta, result) if not validation.success or count else [],
+        examples=_examples(meta, exp.configuration.kwargs.get("column"), result) if not validation.success or count else [],
         kwargs=_kwargs(exp, meta),
     )

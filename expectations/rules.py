@@ -6,6 +6,11 @@ a Spark SQL predicate that is TRUE on an offending row. Those rules become a der
 (null when the row is fine) that GX validates with `expect_column_values_to_be_null`, so every
 rule of a side is decided in the same cached pass instead of one Spark query per rule.
 
+Price limits hold per market segment. A GX row condition per segment would cost two more
+passes over the data per segment (GX aggregates each filtered domain separately), so each
+segment's prices are a derived column instead (price where market_segment is that segment,
+else null) that `expect_column_values_to_be_between` checks like any column.
+
 Rules about records rather than rows (the key, the revisions of an id) have scope "records":
 they read only the key and `updated_at`, so they run on a narrow copy of those columns and the
 shuffle they need moves a few columns instead of whole rows.
@@ -39,9 +44,9 @@ class Rule:
     column: str | None  # the column the rule is about; None for record-level rules
     description: str
     check: str | None = None  # Spark SQL, TRUE when a row breaks the rule
-    where: tuple[str, str] | None = None  # (column, value): the rule holds only for these rows
+    derive: str | None = None  # Spark SQL of the derived column kwargs["column"] names
     scope: str = "rows"  # or "records": reads only the key and updated_at (see above)
-    show: tuple[str, ...] = field(default=())  # columns the check reads; an example shows them
+    show: tuple[str, ...] = field(default=())  # columns `derive` reads; a check's example shows them
 
 
 def check_column(name: str) -> str:
@@ -52,6 +57,7 @@ def _check(
     name: str, ds: Dataset, column: str, sql: str, description: str, show: tuple[str, ...], scope: str = "rows"
 ) -> Rule:
     shown = tuple(dict.fromkeys((*ds.key, *show)))
+    example = ", ".join(f"'{c}', `{c}`" for c in shown)
     return Rule(
         name,
         "expect_column_values_to_be_null",
@@ -59,6 +65,7 @@ def _check(
         column,
         description,
         check=sql,
+        derive=f"CASE WHEN {sql} THEN to_json(named_struct({example})) END",
         show=shown,
         scope=scope,
     )
@@ -103,12 +110,15 @@ def _price_limits(ds: Dataset, day: date, cfg: Expectations) -> list[Rule]:
         lim = limit_in_force(cfg.price_limits, seg, day)
         if lim is None:  # the segment did not trade yet (IDA before its launch): nothing to hold it to
             continue
-        rules.append(
-            Rule(f"price_within_limits.{seg}", "expect_column_values_to_be_between",
-                 {"column": PRICE, "min_value": lim.min, "max_value": lim.max}, PRICE,
-                 f"{seg} price within [{lim.min:g}, {lim.max:g}] EUR/MWh (limit from {lim.effective_from})",
-                 where=(SEGMENT, seg) if seg_field else None)
-        )
+        name = f"price_within_limits.{seg}"
+        about = f"{seg} price within [{lim.min:g}, {lim.max:g}] EUR/MWh (limit from {lim.effective_from})"
+        limits = {"min_value": lim.min, "max_value": lim.max}
+        if seg_field:
+            rules.append(Rule(name, "expect_column_values_to_be_between", {"column": check_column(name), **limits},
+                              PRICE, about, derive=f"CASE WHEN {SEGMENT} = '{seg}' THEN {PRICE} END",
+                              show=(SEGMENT, PRICE)))
+        else:
+            rules.append(Rule(name, "expect_column_values_to_be_between", {"column": PRICE, **limits}, PRICE, about))
     return rules
 
 

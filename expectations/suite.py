@@ -8,7 +8,7 @@ import great_expectations as gx
 from great_expectations.exceptions import ExpectationNotFoundError
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.registry import get_expectation_impl
-from great_expectations.expectations.row_conditions import Column, ComparisonCondition
+from great_expectations.expectations.row_conditions import ComparisonCondition
 
 from jobs.config import ConfigError, Expectations
 from reconcilers.contract import Dataset
@@ -19,11 +19,11 @@ from expectations.rules import Rule, check_column, rules
 def to_expectation(ds: Dataset, rule: Rule) -> Expectation:
     """The GX expectation of a rule. The stable name and the derived check travel in `meta`."""
     kwargs = dict(rule.kwargs)
-    if rule.where:
-        kwargs["row_condition"] = Column(rule.where[0]) == rule.where[1]
     meta = {"name": rule.name, "column": rule.column, "scope": rule.scope}
+    if rule.derive:
+        meta |= {"derive": rule.derive, "show": list(rule.show)}
     if rule.check:
-        meta |= {"check": rule.check, "show": list(rule.show)}
+        meta["check"] = rule.check
     try:
         impl = get_expectation_impl(rule.type)
     except ExpectationNotFoundError:
@@ -48,7 +48,7 @@ def reads(e: Expectation) -> set[str] | None:
 
 
 def _check_columns(ds: Dataset, rule: Rule, e: Expectation) -> None:
-    known = set(ds.names) | ({check_column(rule.name)} if rule.check else set())
+    known = set(ds.names) | ({check_column(rule.name)} if rule.derive else set())
     unknown = sorted((reads(e) or set()) - known)
     if unknown:
         raise ConfigError(f"expectations: {ds.name}/{rule.name}: no column {', '.join(unknown)} in the {ds.name} contract")

@@ -63,13 +63,14 @@ def test_price_limits_per_segment_and_day_orders_use_the_continuous_limit():
     trades = by_name(build_suite(TRADES, DAY, cfg))
     assert (trades["price_within_limits.CONTINUOUS"].min_value, trades["price_within_limits.CONTINUOUS"].max_value) == (-9999, 15000)
     assert (trades["price_within_limits.IDA"].min_value, trades["price_within_limits.IDA"].max_value) == (-500, 4000)
-    assert trades["price_within_limits.IDA"].row_condition.parameter == "IDA"
+    assert trades["price_within_limits.IDA"].meta["derive"] == "CASE WHEN market_segment = 'IDA' THEN price END"
     before = by_name(build_suite(TRADES, date(2024, 6, 12), cfg))
     assert before["price_within_limits.CONTINUOUS"].max_value == 9999
     assert "price_within_limits.IDA" not in before  # no IDA limit before it was in force
     orders = by_name(build_suite(ORDERS, DAY, cfg))
     assert [n for n in orders if n.startswith("price_within")] == ["price_within_limits.CONTINUOUS"]
-    assert orders["price_within_limits.CONTINUOUS"].row_condition is None
+    assert orders["price_within_limits.CONTINUOUS"].column == "price"
+    assert "derive" not in orders["price_within_limits.CONTINUOUS"].meta
     assert orders["price_within_limits.CONTINUOUS"].max_value == 15000
 
 
