@@ -139,3 +139,22 @@ def test_missing_api_key_is_a_config_outcome(spark, store, monkeypatch):
     monkeypatch.delenv("RECON_FAULTS_KEY")
     r = run_day(spark, config(store, "http://127.0.0.1:9"), TRADES, NORMAL, new_run_id())
     assert r.outcome == Outcome.CONFIG and "RECON_FAULTS_KEY is not set" in r.error
+
+
+def test_store_file_corrupt_inside_is_incomplete_naming_the_file(spark, tmp_path):
+    # The footer is intact, so only Spark's read of the data pages finds the damage.
+    from jobs.seed import partition_dir
+
+    store, served = tmp_path / "store", tmp_path / "served"  # the API serves an intact copy
+    for root in (store, served):
+        seed_day(root, NORMAL, 300, 0, seed=21)
+    part = partition_dir(store, TRADES, NORMAL) / "part-00000.parquet"
+    data = bytearray(part.read_bytes())
+    for i in range(200, len(data) // 2, 97):
+        data[i] ^= 0x5A
+    part.write_bytes(bytes(data))
+    with serve(served) as srv:
+        r = run_day(spark, config(store, srv.base_url), TRADES, NORMAL, new_run_id())
+    assert r.outcome == Outcome.INCOMPLETE and r.counts == {}
+    assert r.error.startswith(f"trades: store file {part} could not be read")
+    assert "\n" not in r.error and "at org.apache" not in r.error
