@@ -50,7 +50,7 @@ def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: boo
     root = logging.getLogger()
     if _log_handler is not None:
         root.removeHandler(_log_handler)
-    _log_handler = logging.StreamHandler(sys.stderr)
+    _log_handler = _StderrHandler()
     _log_handler.setFormatter(_JsonFormatter() if settings.json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(_log_handler)
     root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
@@ -58,6 +58,22 @@ def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: boo
     # the pagerduty client) every request, at INFO; the in-process API of `recon demo` every access.
     for name in ("py4j", "great_expectations", "httpx2", "httpx", "api_server.access", "uvicorn.error"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the stream that was current
+    when `configure` ran (a redirected or replaced stderr would otherwise be written after close)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 class _JsonFormatter(logging.Formatter):

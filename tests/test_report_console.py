@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -177,3 +178,15 @@ def test_quiet_and_json_modes_through_the_cli(env, tmp_path):
     assert out.returncode == 3 and out.stdout == ""
     events = [json.loads(line) for line in out.stderr.splitlines()]
     assert [e["event"] for e in events] == ["info", "info", "error"] and events[-1]["hint"].startswith("run `recon run")
+
+
+def test_logs_follow_stderr_after_it_is_replaced(monkeypatch):
+    # configure() runs once per process, but stderr may be swapped later (a test's capture, a
+    # daemon closing its terminal); a record must go to the current stderr, never the closed one.
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    console.configure()
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    logging.getLogger("jobs.test").warning("still heard")
+    assert "WARNING jobs.test: still heard" in second.getvalue()
