@@ -162,15 +162,17 @@ def _hour(col: Column, day: Day) -> Column:
 def _store_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
     """One representative per key (the smallest copy in content order) with its copy count.
     Null-key rows are all kept: they are findings of their own, not copies of each other."""
-    by_key = Window.partitionBy(*ds.key)
-    ordered = by_key.orderBy(*[F.col(n).asc_nulls_first() for n in ds.names])
+    ordered = Window.partitionBy(*ds.key).orderBy(*[F.col(f.name).asc_nulls_first() for f in ds.value_fields])
+    # The count over the whole key shares the ordered window's spec, so both come from one
+    # window operator (a second, unordered spec would cost a second pass over every row).
+    whole_key = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
     knull = F.col("_s_knull")
     return (
         df.select(
             *ds.names,
             _key_null(ds).alias("_s_knull"),
             F.row_number().over(ordered).alias("_rn"),
-            F.count(F.lit(1)).over(by_key).alias("_n"),
+            F.count(F.lit(1)).over(whole_key).alias("_n"),
         )
         .where(knull | (F.col("_rn") == 1))
         .select(
@@ -192,7 +194,7 @@ def _api_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
     In a window ordered by content, rank() is the position of a copy's first identical twin, and
     count(*) over the default frame (which runs through the current row's peers) is the position
     of its last one, so the multiplicity is count - rank + 1 without a second shuffle."""
-    content = [F.col(n).asc_nulls_first() for n in ds.names] + [
+    content = [F.col(f.name).asc_nulls_first() for f in ds.value_fields] + [
         F.col(PRESENT),
         F.col(BAD_TYPE),
         F.array_sort(F.map_entries(F.col(RAW))).asc_nulls_first(),

@@ -71,6 +71,12 @@ def test_seeded_day_passes_every_expectation_on_both_sides(spark, ds, day, tmp_p
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_empty_day_passes(spark):
+    store = seeded(spark, ORDERS, DAY, 0)
+    results = run_suites(store, faithful_api(store, ORDERS), ORDERS, DAY, CFG)
+    assert results and failures(results) == set()
+
+
 def test_price_above_the_limit_fails_on_the_store_side_only(spark):
     store = seeded(spark, TRADES, DAY)
     key = first_key(store, TRADES, F.col("market_segment") == "CONTINUOUS")
