@@ -34,6 +34,8 @@ class Settings:
     quiet: bool = False
     log_format: LogFormat = "text"
     debug: bool = False
+    # Off a terminal (plain and json modes) a progress line at most this often.
+    progress_interval_s: float = 10.0
 
     @property
     def json(self) -> bool:
@@ -44,8 +46,10 @@ settings = Settings()
 _log_handler: logging.Handler | None = None
 
 
-def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: bool = False) -> None:
+def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: bool = False,
+              progress_interval_s: float = 10.0) -> None:
     settings.quiet, settings.log_format, settings.debug = quiet, log_format, debug
+    settings.progress_interval_s = progress_interval_s
     global _log_handler
     root = logging.getLogger()
     if _log_handler is not None:
@@ -137,15 +141,16 @@ def _one_line(text: str, limit: int = 500) -> str:
 class Progress:
     """Counters the job updates while it reads the API. Thread-safe; cheap to update often.
 
-    Use as a context manager. `update()` adds to the counters; the display refreshes itself
-    (rich) or prints a line at most every `interval_s` (plain, json)."""
+    Use as a context manager. `update()` adds to the counters, `set()` replaces them (for a source
+    that knows totals, such as the replay's spool); the display refreshes itself (rich) or prints a
+    line at most every `interval_s` (plain, json; default `settings.progress_interval_s`)."""
 
-    def __init__(self, label: str, total_windows: int | None = None, *, interval_s: float = 10.0,
+    def __init__(self, label: str, total_windows: int | None = None, *, interval_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic, stream=None, tty: bool | None = None):
         self.label = label
         self.total_windows = total_windows
         self.windows = self.pages = self.records = self.bytes = self.retries = 0
-        self._interval = interval_s
+        self._interval = settings.progress_interval_s if interval_s is None else interval_s
         self._clock = clock
         self._stream = stream or sys.stderr
         self._lock = threading.Lock()
@@ -185,13 +190,21 @@ class Progress:
             self.records += records
             self.bytes += bytes
             self.retries += retries
-            if self._rich:
-                self._rich.update(self._task, completed=self.windows, detail=self._detail())
-                return
-            now = self._clock()
-            if self.mode != "off" and now - self._last >= self._interval:
-                self._last = now
-                self._print()
+            self._refresh()
+
+    def set(self, *, windows: int, pages: int, records: int, bytes: int, retries: int) -> None:
+        with self._lock:
+            self.windows, self.pages, self.records, self.bytes, self.retries = windows, pages, records, bytes, retries
+            self._refresh()
+
+    def _refresh(self) -> None:
+        if self._rich:
+            self._rich.update(self._task, completed=self.windows, detail=self._detail())
+            return
+        now = self._clock()
+        if self.mode != "off" and now - self._last >= self._interval:
+            self._last = now
+            self._print()
 
     def snapshot(self) -> dict[str, Any]:
         elapsed = max(self._clock() - self._started, 1e-9)

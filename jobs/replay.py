@@ -3,7 +3,8 @@ parallel tasks (`mapInArrow`), and bring back only one status row per window to 
 
 Each task pages through a few consecutive windows and spools every decoded page into one
 Parquet file per window (`spool.py`), in a directory of this run; what comes back through
-Spark is only the status row of each window (pages, records, retries, bytes, error). The API
+Spark is only the status row of each window (pages, records, retries, bytes, error), and while
+the tasks run the driver shows their progress from small files they keep in the spool. The API
 DataFrame is then a Parquet read of the spool, typed by `api_schema(ds)`: every page is fetched
 exactly once however many actions the comparison and the expectations run, the rows never pass
 through the driver, and the JVM neither converts nor caches them (caching 1M rows cost more CPU
@@ -16,18 +17,23 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from jobs import console
 from jobs.api_client import (ClientSettings, Window, WindowFailed, WindowStatus, new_session, preflight,
                              read_window)
 from jobs.config import Config, ConfigError
+from jobs.spool import read_progress
 from reconcilers.contract import Dataset, day_bounds_utc
 from reconcilers.result import ApiStats
 from reconcilers.schemas import api_schema
@@ -102,7 +108,7 @@ def _fetch_windows(settings: ClientSettings, api_key: str, ds_name: str, spool: 
         from pyspark.sql.pandas.types import to_arrow_schema
 
         from jobs.api_decode import PageDecoder
-        from jobs.spool import WindowFile
+        from jobs.spool import WindowFile, write_progress
         from reconcilers.contract import dataset
 
         decoder = PageDecoder(dataset(ds_name))
@@ -116,12 +122,14 @@ def _fetch_windows(settings: ClientSettings, api_key: str, ds_name: str, spool: 
                         with WindowFile(spool, w.index, decoder.schema) as out:
                             for page in read_window(session, settings, decoder, w, st, ds_name):
                                 out.add(page)
+                                write_progress(spool, w.index, st)
                     except WindowFailed as e:
                         st.ok, st.error = False, str(e)
                     except Exception as e:  # noqa: BLE001 - a bug must still end as one status line
                         st.ok, st.error = False, f"{ds_name} {w.label()}: {type(e).__name__}: {e}"
                     if st.error and api_key:
                         st.error = st.error.replace(api_key, "***")
+                    write_progress(spool, w.index, st, done=True)
                     yield pa.RecordBatch.from_pylist([asdict(st)], schema=status_schema)
 
     return run
@@ -175,6 +183,41 @@ def new_spool(cfg: Config, ds: Dataset, day: date) -> Path:
     return spool
 
 
+# How often the driver reads the spool's progress files while the tasks run.
+PROGRESS_POLL_S = 0.5
+
+
+@contextmanager
+def show_progress(spool: Path, label: str, windows: int, probe: WindowStatus) -> Iterator[None]:
+    """A live display of the replay (`console.Progress`) fed from the spool's progress files by a
+    daemon thread while the body runs; one last reading when it ends, however it ends. The
+    preflight's retries and bytes count too, as in the run's `ApiStats`."""
+    with console.Progress(label, windows) as progress:
+        if progress.mode == "off":
+            yield
+            return
+
+        def poll() -> None:
+            p = read_progress(spool)
+            progress.set(windows=p.windows_done, pages=p.pages, records=p.records,
+                         bytes=p.bytes + probe.bytes, retries=p.retries + probe.retries)
+
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(PROGRESS_POLL_S):
+                poll()
+
+        watcher = threading.Thread(target=loop, name="replay-progress", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
+            poll()
+
+
 def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Replay:
     api_key = cfg.api.api_key.read("api.api_key")
     verify = tls_verify(cfg)
@@ -193,8 +236,9 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> Repl
     plan = spark.createDataFrame(spark.sparkContext.parallelize(rows, task_count(spark, len(rows))),
                                  "window int, start_us long, end_us long")
     try:
-        status = [r.asDict() for r in plan.mapInArrow(_fetch_windows(settings, api_key, ds.name, str(spool)),
-                                                      STATUS_TYPE).collect()]
+        with show_progress(spool, f"{ds.name} {day}", len(windows), probe):
+            status = [r.asDict() for r in plan.mapInArrow(_fetch_windows(settings, api_key, ds.name, str(spool)),
+                                                          STATUS_TYPE).collect()]
     except BaseException:
         shutil.rmtree(spool, ignore_errors=True)
         raise

@@ -4,11 +4,18 @@ The file appears under its final name only when the whole window was read (writt
 temporary, which Spark's reader skips, then renamed), so a failed or retried task never leaves
 half a window behind. Pages are grouped into large row groups: a page of 2,000 rows per row
 group would make the later Spark reads slow.
+
+Beside it, each window has a hidden progress file (`.progress-NNNNN.json`: pages, records, bytes,
+retries, done) that the task rewrites after every page, so the driver can show a live display
+while the tasks run (it hears of the status rows only when they all end). Hidden, so Spark's
+Parquet reader of the spool skips it; replaced atomically, so a reader never sees half of one.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -56,3 +63,48 @@ class WindowFile:
                     os.replace(self._tmp, self.path)
                 else:
                     self._tmp.unlink(missing_ok=True)
+
+
+PROGRESS_FIELDS = ("pages", "records", "bytes", "retries")
+
+
+def write_progress(spool: str | Path, window: int, status, done: bool = False) -> None:
+    """Record how far window `window` got; `status` has the `PROGRESS_FIELDS` as attributes
+    (the task's `WindowStatus`). Best effort: the display must never fail a window."""
+    path = Path(spool) / f".progress-{window:05d}.json"
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    doc = {k: getattr(status, k) for k in PROGRESS_FIELDS}
+    doc["done"] = done
+    try:
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class SpoolProgress:
+    windows_done: int = 0
+    pages: int = 0
+    records: int = 0
+    bytes: int = 0
+    retries: int = 0
+
+
+def read_progress(spool: str | Path) -> SpoolProgress:
+    """The sum of the spool's progress files; windows whose file says done count as done."""
+    total = SpoolProgress()
+    try:
+        entries = [e for e in os.scandir(spool) if e.name.startswith(".progress-") and e.name.endswith(".json")]
+    except FileNotFoundError:
+        return total
+    for e in entries:
+        try:
+            with open(e.path) as f:
+                doc = json.load(f)
+        except OSError:
+            continue  # removed since the listing
+        for k in PROGRESS_FIELDS:
+            setattr(total, k, getattr(total, k) + doc[k])
+        total.windows_done += bool(doc["done"])
+    return total
