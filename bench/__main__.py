@@ -13,6 +13,7 @@ BENCHES = {
     "alerts": "bench.alerts_bench",
     "report": "bench.report_bench",
     "serve": "bench.serve_bench",
+    "compare": "bench.compare_bench",
     "gx": "bench.gx_bench",
     "e2e": "bench.e2e_bench",
 }

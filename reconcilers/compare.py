@@ -1,17 +1,26 @@
 """Compare one dataset's store side with its API side for one delivery day, entirely in Spark.
 
-Plan (two Spark jobs at most, nothing row-level on the driver):
-1. Each side is shuffled once by key. A window over the key ranks the copies of a key by their
-   full content, which both counts duplicates and picks deterministic representatives (below).
-2. One full outer join on the key. Rows with a null key column stay in the join unmatched (an
-   equality with null never holds) and are classified as null_key, never paired.
-3. Every joined row is classified into narrow columns (record flags, one finding mask per field
-   kind, the hour of each side) and cached; the raw rows of both sides ride along only on rows
-   that have a finding.
-4. Job 1: one aggregation grouped by (store hour, API hour) gives every record-level counter and
-   the hourly counts. Job 2, only if something was found: explode the few finding rows into one
-   row per finding, count per (kind, field) and keep the first N by key with a window; only those
-   are rendered into sample text.
+Plan (nothing row-level on the driver):
+0. Counts: each side grouped by the UTC hour of its window field (a one-column read) gives the
+   rows per side, the per-hour counts and the rows with a null key.
+1. Screening, on narrow rows: each side is reduced to the key, a 96-bit fingerprint of its
+   comparable values (xxhash64 and murmur3 over the same columns), the null mask and, on the API
+   side, the presence and bad-type masks. Grouped by key and joined, a key is *suspect* unless it
+   is held exactly once on each side with equal fingerprints, equal null masks, every value
+   field present and no bad type. Equal null masks make the fingerprints' column sequences the
+   same (Spark's hashes skip nulls), so two records that pass differ only by a hash collision.
+   A clean day ends here: its wide rows are never shuffled.
+2. Only for the suspect keys and the null-key rows, the exact comparison of every field:
+   a. each side is shuffled once by key; a window over the key ranks the copies of a key by
+      their content, which both counts duplicates and picks deterministic representatives;
+   b. one full outer join on the key. Rows with a null key column stay in the join unmatched
+      (an equality with null never holds) and are classified as null_key, never paired;
+   c. every joined row is classified into narrow columns (record flags, one finding mask per
+      field kind) and cached; the raw rows of both sides ride along only on rows that have a
+      finding;
+   d. one aggregation gives every record-level counter; then the finding rows are exploded into
+      one row per finding, counted per (kind, field), and the first N by key kept with a window;
+      only those are rendered into sample text.
 
 Duplicates, decided here:
 - store: a key held n times is n-1 duplicate_key findings (side "store"); its values are compared
@@ -22,6 +31,7 @@ Duplicates, decided here:
   copy is compared with the store representative, so a stale copy served beside a fresh one is
   never hidden and a repeated page never doubles a value finding.
 A key missing from the API or unexpected in it counts once, however often it is duplicated.
+Every row counts in the hour of its own window field, duplicates included.
 """
 
 from __future__ import annotations
@@ -104,13 +114,30 @@ def compare(
     _check_columns(api_df, api_schema(ds), "API", ds)
 
     bounds = Day.of(day)
-    joined = _store_side(store_df, ds, bounds).join(_api_side(api_df, ds, bounds), _key_match(ds), "full")
+    store_hours, api_hours = _Hours.collect(store_df, ds, bounds), _Hours.collect(api_df, ds, bounds)
+    suspects = _suspect_keys(store_df, api_df, ds).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts, samples, by_side = {}, [], {}
+        if store_hours.null_keys or api_hours.null_keys or suspects.count():
+            counts, samples, by_side = _exact(_only(store_df, suspects, ds), _only(api_df, suspects, ds), ds,
+                                              samples_per_kind_field)
+    finally:
+        suspects.unpersist()
+    hourly = [HourCount(_iso_hour(bounds.start + timedelta(hours=i)), store_hours.by_hour[i], api_hours.by_hour[i])
+              for i in range(bounds.hours)]
+    return Comparison(store_hours.rows, api_hours.rows, counts, hourly, samples, by_side)
+
+
+def _exact(store_df: DataFrame, api_df: DataFrame, ds: Dataset, cap: int):
+    """Stage 2 on the rows that need it: counts per kind and field, samples, and the
+    duplicate/null-key counts per side."""
+    joined = _store_side(store_df, ds).join(_api_side(api_df, ds), _key_match(ds), "full")
     classified = _classify(joined, ds).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        totals = _Totals.collect(classified, bounds.hours)
+        totals = _Totals.collect(classified)
         field_counts, samples = {}, []
         if totals.any_findings:
-            field_counts, samples = _findings(classified, ds, samples_per_kind_field)
+            field_counts, samples = _findings(classified, ds, cap)
     finally:
         classified.unpersist()
     counts = {}
@@ -119,7 +146,7 @@ def compare(
             counts[kind] = {RECORD: totals.record[kind]}
         if field_counts.get(kind):
             counts[kind] = field_counts[kind]
-    return Comparison(totals.store_rows, totals.api_rows, counts, totals.hourly(bounds), samples, totals.by_side)
+    return counts, samples, totals.by_side
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -159,7 +186,7 @@ def _hour(col: Column, day: Day) -> Column:
 # generated method small enough for the JIT to compile it.
 
 
-def _store_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
+def _store_side(df: DataFrame, ds: Dataset) -> DataFrame:
     """One representative per key (the smallest copy in content order) with its copy count.
     Null-key rows are all kept: they are findings of their own, not copies of each other."""
     ordered = Window.partitionBy(*ds.key).orderBy(*[F.col(f.name).asc_nulls_first() for f in ds.value_fields])
@@ -183,12 +210,11 @@ def _store_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
             F.lit(True).alias("_s_in"),
             knull,
             F.when(knull, F.lit(1)).otherwise(F.col("_n")).alias("_s_n"),
-            _hour(F.col(ds.window_field), day).alias("_s_hour"),
         )
     )
 
 
-def _api_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
+def _api_side(df: DataFrame, ds: Dataset) -> DataFrame:
     """Every distinct copy of a key, with how many identical copies it stands for.
 
     In a window ordered by content, rank() is the position of a copy's first identical twin, and
@@ -225,7 +251,6 @@ def _api_side(df: DataFrame, ds: Dataset, day: Day) -> DataFrame:
             (~knull & (F.col("_rn") == 1)).alias("_a_first"),
             F.when(knull, F.lit(1)).otherwise(F.col("_through_peers") - F.col("_rk") + 1).alias("_a_mult"),
             F.col("_rk").alias("_a_rk"),
-            _hour(F.col(ds.window_field), day).alias("_a_hour"),
         )
     )
 
@@ -259,16 +284,12 @@ def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
     )
     narrow = [
         *[F.coalesce(F.col(f"s__{k}"), F.col(f"a__{k}")).alias(f"_k_{k}") for k in ds.key],
-        F.when(s_here, F.col("_s_n")).otherwise(F.lit(0)).alias("_sw"),
-        F.when(a_in, F.col("_a_mult")).otherwise(F.lit(0)).alias("_aw"),
         F.when(s_here & ~s_knull, F.col("_s_n") - 1).otherwise(F.lit(0)).alias("_s_dup"),
         F.when(a_in & ~a_knull, F.col("_a_mult") - F.when(a_first, 1).otherwise(0)).otherwise(F.lit(0)).alias("_a_dup"),
         (s_in & ~s_knull & ~a_in).alias("_missing"),
         (a_in & ~a_knull & ~s_in & a_first).alias("_unexpected"),
         (s_in & s_knull).alias("_s_nullkey"),
         (a_in & a_knull).alias("_a_nullkey"),
-        F.when(s_here, F.col("_s_hour")).alias("_s_hour"),
-        "_a_hour",
         "_a_rk",
         *[F.when(matched, m).otherwise(F.lit(0).cast("long")).alias(f"_m_{kind}") for kind, m in masks.items()],
     ]
@@ -287,76 +308,125 @@ def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
     )
 
 
-# --- job 1: totals and hours ------------------------------------------------------------------
+# --- stage 0: rows per hour ------------------------------------------------------------------
+
+
+@dataclass
+class _Hours:
+    rows: int
+    null_keys: int
+    by_hour: list[int]
+
+    @classmethod
+    def collect(cls, df: DataFrame, ds: Dataset, day: Day) -> _Hours:
+        """One grouped count over the window field and the key (a narrow read of one side)."""
+        groups = (
+            df.groupBy(_hour(F.col(ds.window_field), day).alias("hour"))
+            .agg(F.count(F.lit(1)).alias("rows"), F.count_if(_key_null(ds)).alias("null_keys"))
+            .collect()
+        )
+        by_hour = [0] * day.hours
+        for g in groups:
+            if g["hour"] is not None:
+                by_hour[g["hour"]] = int(g["rows"])
+        return cls(sum(int(g["rows"]) for g in groups), sum(int(g["null_keys"]) for g in groups), by_hour)
+
+
+# --- stage 1: screening -----------------------------------------------------------------------
+
+
+def _fingerprint(cols: list[Column], prefix: str) -> list[Column]:
+    """Two hashes of the same columns, kept apart as plain numbers (a fixed-width aggregation
+    buffer keeps the grouping a hash aggregation)."""
+    return [F.min(F.xxhash64(*cols)).alias(f"{prefix}_x"), F.min(F.hash(*cols)).alias(f"{prefix}_m")]
+
+
+def _suspect_keys(store_df: DataFrame, api_df: DataFrame, ds: Dataset) -> DataFrame:
+    """The non-null keys that may hold a finding (see the module docstring, stage 1)."""
+    store = (
+        store_df.where(~_key_null(ds))
+        .groupBy(*ds.key)
+        .agg(
+            F.count(F.lit(1)).alias("_s_n"),
+            *_fingerprint([store_comparable(f, F.col(f.name)) for f in ds.value_fields], "_s_fp"),
+            F.min(null_mask(ds, lambda f: F.col(f.name))).alias("_s_nulls"),
+        )
+    )
+    api = (
+        api_df.where(~_key_null(ds))
+        .groupBy(*ds.key)
+        .agg(
+            F.count(F.lit(1)).alias("_a_n"),
+            *_fingerprint([api_comparable(f, F.col(f.name)) for f in ds.value_fields], "_a_fp"),
+            F.min(null_mask(ds, lambda f: F.col(f.name))).alias("_a_nulls"),
+            F.min(F.col(PRESENT)).alias("_a_present"),
+            F.max(F.col(BAD_TYPE)).alias("_a_bad"),
+        )
+    )
+    values = F.lit(sum(field_bits(ds).values())).cast("long")
+    agree = (
+        (F.col("_s_n") == 1)
+        & (F.col("_a_n") == 1)
+        & (F.col("_s_fp_x") == F.col("_a_fp_x"))
+        & (F.col("_s_fp_m") == F.col("_a_fp_m"))
+        & (F.col("_s_nulls") == F.col("_a_nulls"))
+        & (F.col("_a_present").bitwiseAND(values) == values)
+        & (F.col("_a_bad").bitwiseAND(values) == 0)
+    )
+    return store.join(api, list(ds.key), "full").where(~F.coalesce(agree, F.lit(False))).select(*ds.key)
+
+
+def _only(df: DataFrame, suspects: DataFrame, ds: Dataset) -> DataFrame:
+    """The rows of one side that stage 2 compares: the suspect keys and every null-key row."""
+    return df.join(suspects, list(ds.key), "left_semi").unionByName(df.where(_key_null(ds)))
+
+
+# --- stage 2: totals --------------------------------------------------------------------------
 
 
 @dataclass
 class _Totals:
-    """Record-level counters per (store hour, API hour) pair: at most 26 x 26 small groups, so one
-    grouped aggregation with a handful of sums replaces a wide one with a column per hour."""
+    """Record-level counters of the exact comparison, in one small aggregation."""
 
-    groups: list[dict]
+    row: dict
 
     @classmethod
-    def collect(cls, classified: DataFrame, hours: int) -> _Totals:
+    def collect(cls, classified: DataFrame) -> _Totals:
         any_field = reduce(or_, [F.col(f"_m_{k}") != 0 for k in FIELD_KINDS])
-        rows = (
-            classified.groupBy("_s_hour", "_a_hour")
-            .agg(
-                F.sum("_sw").alias("store_rows"),
-                F.sum("_aw").alias("api_rows"),
-                F.count_if(F.col("_missing")).alias("missing_in_api"),
-                F.count_if(F.col("_unexpected")).alias("unexpected_in_api"),
-                F.sum("_s_dup").alias("duplicate_key/store"),
-                F.sum("_a_dup").alias("duplicate_key/api"),
-                F.count_if(F.col("_s_nullkey")).alias("null_key/store"),
-                F.count_if(F.col("_a_nullkey")).alias("null_key/api"),
-                F.count_if(any_field).alias("_field_findings"),
-            )
-            .collect()
-        )
-        return cls([r.asDict() for r in rows])
+        row = classified.agg(
+            F.count_if(F.col("_missing")).alias("missing_in_api"),
+            F.count_if(F.col("_unexpected")).alias("unexpected_in_api"),
+            F.sum("_s_dup").alias("duplicate_key/store"),
+            F.sum("_a_dup").alias("duplicate_key/api"),
+            F.count_if(F.col("_s_nullkey")).alias("null_key/store"),
+            F.count_if(F.col("_a_nullkey")).alias("null_key/api"),
+            F.count_if(any_field).alias("_field_findings"),
+        ).collect()[0]
+        return cls(row.asDict())
 
-    def _sum(self, name: str) -> int:
-        return sum(int(g[name] or 0) for g in self.groups)
-
-    @property
-    def store_rows(self) -> int:
-        return self._sum("store_rows")
-
-    @property
-    def api_rows(self) -> int:
-        return self._sum("api_rows")
+    def _get(self, name: str) -> int:
+        return int(self.row[name] or 0)
 
     @property
     def by_side(self) -> dict[str, dict[str, int]]:
-        return {kind: {side: self._sum(f"{kind}/{side}") for side in ("store", "api")} for kind in ("duplicate_key", "null_key")}
+        return {kind: {side: self._get(f"{kind}/{side}") for side in ("store", "api")} for kind in ("duplicate_key", "null_key")}
 
     @property
     def record(self) -> dict[str, int]:
-        out = {kind: self._sum(kind) for kind in ("missing_in_api", "unexpected_in_api")}
+        out = {kind: self._get(kind) for kind in ("missing_in_api", "unexpected_in_api")}
         out.update({kind: sum(sides.values()) for kind, sides in self.by_side.items()})
         return out
 
     @property
     def any_findings(self) -> bool:
-        return bool(self._sum("_field_findings") or any(self.record.values()))
-
-    def hourly(self, day: Day) -> list[HourCount]:
-        store, api = [0] * day.hours, [0] * day.hours
-        for g in self.groups:
-            if g["_s_hour"] is not None:
-                store[g["_s_hour"]] += int(g["store_rows"] or 0)
-            if g["_a_hour"] is not None:
-                api[g["_a_hour"]] += int(g["api_rows"] or 0)
-        return [HourCount(_iso_hour(day.start + timedelta(hours=i)), store[i], api[i]) for i in range(day.hours)]
+        return bool(self._get("_field_findings") or any(self.record.values()))
 
 
 def _iso_hour(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-# --- job 2: per-field counts and samples -------------------------------------------------------
+# --- stage 2: per-field counts and samples -------------------------------------------------------
 
 
 def _findings(classified: DataFrame, ds: Dataset, cap: int) -> tuple[dict[str, dict[str, int]], list[Sample]]:
