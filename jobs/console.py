@@ -56,12 +56,24 @@ def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: boo
         root.removeHandler(_log_handler)
     _log_handler = _StderrHandler()
     _log_handler.setFormatter(_JsonFormatter() if settings.json else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not debug:
+        _log_handler.addFilter(_not_chatty)
     root.addHandler(_log_handler)
     root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
-    # Chatty libraries: py4j logs every gateway call, Great Expectations its internals, httpx2 (under
-    # the pagerduty client) every request, at INFO; the in-process API of `recon demo` every access.
-    for name in ("py4j", "great_expectations", "httpx2", "httpx", "api_server.access", "uvicorn.error"):
+    for name in CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+# Chatty libraries: py4j logs every gateway call, Great Expectations its internals, httpx2 (under
+# the pagerduty client) every request, at INFO; the in-process API of `recon demo` every access.
+# Their loggers are set to WARNING, and the handler drops their INFO too: some modules set their
+# own logger's level when imported, after configure() ran.
+CHATTY = ("py4j", "great_expectations", "httpx2", "httpx", "api_server.access", "uvicorn.error")
+
+
+def _not_chatty(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not any(
+        record.name == n or record.name.startswith(n + ".") for n in CHATTY)
 
 
 class _StderrHandler(logging.StreamHandler):

@@ -190,3 +190,16 @@ def test_logs_follow_stderr_after_it_is_replaced(monkeypatch):
     first.close()
     logging.getLogger("jobs.test").warning("still heard")
     assert "WARNING jobs.test: still heard" in second.getvalue()
+
+
+def test_library_info_stays_out_of_the_console_even_when_a_module_sets_its_own_level(capsys):
+    # Great Expectations sets logging.INFO on some of its module loggers when they are imported.
+    console.configure()
+    noisy = logging.getLogger("great_expectations.data_context.types.base")
+    noisy.setLevel(logging.INFO)
+    noisy.info("Created temporary directory")
+    noisy.warning("a real problem")
+    logging.getLogger("trade_recon.run").info("our own note")
+    err = capsys.readouterr().err
+    assert "Created temporary directory" not in err
+    assert "a real problem" in err and "our own note" in err
