@@ -9,7 +9,8 @@ Plan (nothing row-level on the driver):
    is held exactly once on each side with equal fingerprints, equal null masks, every value
    field present and no bad type. Equal null masks make the fingerprints' column sequences the
    same (Spark's hashes skip nulls), so two records that pass differ only by a hash collision.
-   A clean day ends here: its wide rows are never shuffled.
+   A clean day ends here: its wide rows are never shuffled. Small inputs (below
+   `screen_min_rows` rows in all) skip screening: every key goes to stage 2.
 2. Only for the suspect keys and the null-key rows, the exact comparison of every field:
    a. each side is shuffled once by key; a window over the key ranks the copies of a key by
       their content, which both counts duplicates and picks deterministic representatives;
@@ -105,8 +106,14 @@ class Comparison:
         return sum(sum(by_field.values()) for by_field in self.counts.values())
 
 
+# Below this many rows on both sides together, screening costs more Spark jobs than the wide
+# shuffle it saves: every key goes straight to the exact comparison.
+SCREEN_MIN_ROWS = 100_000
+
+
 def compare(
-    store_df: DataFrame, api_df: DataFrame, ds: Dataset, *, day: date, samples_per_kind_field: int = 20
+    store_df: DataFrame, api_df: DataFrame, ds: Dataset, *, day: date, samples_per_kind_field: int = 20,
+    screen_min_rows: int = SCREEN_MIN_ROWS,
 ) -> Comparison:
     if samples_per_kind_field < 0:
         raise ValueError(f"samples_per_kind_field must be >= 0, got {samples_per_kind_field}")
@@ -114,15 +121,19 @@ def compare(
     _check_columns(api_df, api_schema(ds), "API", ds)
 
     bounds = Day.of(day)
-    store_hours, api_hours = _Hours.collect(store_df, ds, bounds), _Hours.collect(api_df, ds, bounds)
-    suspects = _suspect_keys(store_df, api_df, ds).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        counts, samples, by_side = {}, [], {}
-        if store_hours.null_keys or api_hours.null_keys or suspects.count():
-            counts, samples, by_side = _exact(_only(store_df, suspects, ds), _only(api_df, suspects, ds), ds,
-                                              samples_per_kind_field)
-    finally:
-        suspects.unpersist()
+    store_hours, api_hours = _Hours.collect(store_df, api_df, ds, bounds)
+    counts, samples, by_side = {}, [], {}
+    if store_hours.rows + api_hours.rows < screen_min_rows:
+        if store_hours.rows or api_hours.rows:
+            counts, samples, by_side = _exact(store_df, api_df, ds, samples_per_kind_field)
+    else:
+        suspects = _suspect_keys(store_df, api_df, ds).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            if store_hours.null_keys or api_hours.null_keys or suspects.count():
+                counts, samples, by_side = _exact(_only(store_df, suspects, ds), _only(api_df, suspects, ds), ds,
+                                                  samples_per_kind_field)
+        finally:
+            suspects.unpersist()
     hourly = [HourCount(_iso_hour(bounds.start + timedelta(hours=i)), store_hours.by_hour[i], api_hours.by_hour[i])
               for i in range(bounds.hours)]
     return Comparison(store_hours.rows, api_hours.rows, counts, hourly, samples, by_side)
@@ -318,13 +329,23 @@ class _Hours:
     by_hour: list[int]
 
     @classmethod
-    def collect(cls, df: DataFrame, ds: Dataset, day: Day) -> _Hours:
-        """One grouped count over the window field and the key (a narrow read of one side)."""
+    def collect(cls, store_df: DataFrame, api_df: DataFrame, ds: Dataset, day: Day) -> tuple[_Hours, _Hours]:
+        """Both sides in one grouped count over the window field and the key (a narrow read)."""
+
+        def narrow(df: DataFrame, side: str) -> DataFrame:
+            return df.select(F.lit(side).alias("side"), _hour(F.col(ds.window_field), day).alias("hour"),
+                             _key_null(ds).alias("knull"))
+
         groups = (
-            df.groupBy(_hour(F.col(ds.window_field), day).alias("hour"))
-            .agg(F.count(F.lit(1)).alias("rows"), F.count_if(_key_null(ds)).alias("null_keys"))
+            narrow(store_df, "store").unionByName(narrow(api_df, "api"))
+            .groupBy("side", "hour")
+            .agg(F.count(F.lit(1)).alias("rows"), F.count_if(F.col("knull")).alias("null_keys"))
             .collect()
         )
+        return cls._of([g for g in groups if g["side"] == "store"], day), cls._of([g for g in groups if g["side"] == "api"], day)
+
+    @classmethod
+    def _of(cls, groups: list, day: Day) -> _Hours:
         by_hour = [0] * day.hours
         for g in groups:
             if g["hour"] is not None:

@@ -202,7 +202,7 @@ def test_ids_differing_in_the_last_digit_never_match(spark):
     assert unexpected.api["trade_id"] == b and unexpected.store is None
 
 
-def _duplicates(spark, order_seed: int) -> Comparison:
+def _duplicates(spark, order_seed: int, screen_min_rows: int = 0) -> Comparison:
     one, two, three, four = (trade(n) for n in (20, 21, 22, 23))
     store = [one, one, two, three, four]
     api = [
@@ -215,11 +215,12 @@ def _duplicates(spark, order_seed: int) -> Comparison:
     rng = random.Random(order_seed)
     rng.shuffle(store)
     rng.shuffle(api)
-    return compare(store_frame(spark, store), api_frame(spark, api), TRADES, day=DAY)
+    return compare(store_frame(spark, store), api_frame(spark, api), TRADES, day=DAY, screen_min_rows=screen_min_rows)
 
 
-def test_duplicate_keys_on_either_side(spark):
-    c = _duplicates(spark, 1)
+@pytest.mark.parametrize("screen_min_rows", [0, 1_000], ids=["screened", "exact-only"])
+def test_duplicate_keys_on_either_side(spark, screen_min_rows):
+    c = _duplicates(spark, 1, screen_min_rows)
     # one extra store copy; API extras: 1 (two) + 2 (three) + 1 (four) + 1 (phantom)
     assert c.by_side["duplicate_key"] == {"store": 1, "api": 5}
     assert c.counts["duplicate_key"] == {"*": 6}
@@ -241,11 +242,13 @@ def test_duplicates_do_not_depend_on_input_order(spark):
     assert a.samples == b.samples
 
 
-def test_null_keys_are_reported_never_paired(spark):
+@pytest.mark.parametrize("screen_min_rows", [0, 1_000], ids=["screened", "exact-only"])
+def test_null_keys_are_reported_never_paired(spark, screen_min_rows):
     good = trade(30)
     store = [good, trade(31, trade_id=None)]
     api = [api_record(good), api_record(trade(32), absent=("trade_id",)), api_record(trade(33), bad={"revision_no": '"1"'})]
-    c = compare(store_frame(spark, store, nullable_keys=True), api_frame(spark, api), TRADES, day=DAY)
+    c = compare(store_frame(spark, store, nullable_keys=True), api_frame(spark, api), TRADES, day=DAY,
+                screen_min_rows=screen_min_rows)
     assert c.counts == {"null_key": {"*": 3}}
     assert c.by_side["null_key"] == {"store": 1, "api": 2}
     samples = {(s.side, s.key["trade_id"], s.key["revision_no"]) for s in c.samples}

@@ -34,9 +34,18 @@ def seeded(spark, tmp_path_factory):
     return table, store
 
 
-def test_faithful_api_gives_zero_findings(seeded):
+# screen_min_rows=0 forces the screening stage on these small days; the default skips it.
+SCREEN = pytest.mark.parametrize("screen", [0, None], ids=["screened", "exact-only"])
+
+
+def _screen(screen):
+    return {} if screen is None else {"screen_min_rows": screen}
+
+
+@SCREEN
+def test_faithful_api_gives_zero_findings(seeded, screen):
     _, store = seeded
-    c = compare(store, faithful_api(store, TRADES), TRADES, day=DAY)
+    c = compare(store, faithful_api(store, TRADES), TRADES, day=DAY, **_screen(screen))
     assert c.counts == {} and c.samples == []
     assert c.store_rows == c.api_rows == N
     assert len(c.hourly) == 25
@@ -44,7 +53,8 @@ def test_faithful_api_gives_zero_findings(seeded):
     assert all(h.store == h.api for h in c.hourly)
 
 
-def test_known_faults_give_exact_counts(seeded):
+@SCREEN
+def test_known_faults_give_exact_counts(seeded, screen):
     table, store = seeded
 
     def keys(a, b, mask=None, n=None):
@@ -88,7 +98,7 @@ def test_known_faults_give_exact_counts(seeded):
     phantom = api.where(key.isin(repriced[:1])).withColumn("trade_id", F.concat(F.lit("9"), F.substring("trade_id", 2, 33)))
     api = api.unionByName(api.where(key.isin(doubled))).unionByName(phantom)
 
-    c = compare(store, api, TRADES, day=DAY, samples_per_kind_field=3)
+    c = compare(store, api, TRADES, day=DAY, samples_per_kind_field=3, **_screen(screen))
     assert c.counts == {
         "missing_in_api": {"*": 2},
         "unexpected_in_api": {"*": 1},
