@@ -356,34 +356,28 @@ class _Hours:
 # --- stage 1: screening -----------------------------------------------------------------------
 
 
-def _fingerprint(cols: list[Column], prefix: str) -> list[Column]:
-    """Two hashes of the same columns, kept apart as plain numbers (a fixed-width aggregation
-    buffer keeps the grouping a hash aggregation)."""
-    return [F.min(F.xxhash64(*cols)).alias(f"{prefix}_x"), F.min(F.hash(*cols)).alias(f"{prefix}_m")]
+def _by_key(df: DataFrame, ds: Dataset, prefix: str, comparable, *extra: Column) -> DataFrame:
+    """One side's narrow rows per non-null key: copies, fingerprint (two hashes of the same
+    columns, kept apart as plain numbers so the grouping stays a hash aggregation), null mask."""
+    values = [comparable(f, F.col(f.name)) for f in ds.value_fields]
+    return (
+        df.where(~_key_null(ds))
+        .groupBy(*ds.key)
+        .agg(
+            F.count(F.lit(1)).alias(f"{prefix}_n"),
+            F.min(F.xxhash64(*values)).alias(f"{prefix}_fp_x"),
+            F.min(F.hash(*values)).alias(f"{prefix}_fp_m"),
+            F.min(null_mask(ds, lambda f: F.col(f.name))).alias(f"{prefix}_nulls"),
+            *extra,
+        )
+    )
 
 
 def _suspect_keys(store_df: DataFrame, api_df: DataFrame, ds: Dataset) -> DataFrame:
     """The non-null keys that may hold a finding (see the module docstring, stage 1)."""
-    store = (
-        store_df.where(~_key_null(ds))
-        .groupBy(*ds.key)
-        .agg(
-            F.count(F.lit(1)).alias("_s_n"),
-            *_fingerprint([store_comparable(f, F.col(f.name)) for f in ds.value_fields], "_s_fp"),
-            F.min(null_mask(ds, lambda f: F.col(f.name))).alias("_s_nulls"),
-        )
-    )
-    api = (
-        api_df.where(~_key_null(ds))
-        .groupBy(*ds.key)
-        .agg(
-            F.count(F.lit(1)).alias("_a_n"),
-            *_fingerprint([api_comparable(f, F.col(f.name)) for f in ds.value_fields], "_a_fp"),
-            F.min(null_mask(ds, lambda f: F.col(f.name))).alias("_a_nulls"),
-            F.min(F.col(PRESENT)).alias("_a_present"),
-            F.max(F.col(BAD_TYPE)).alias("_a_bad"),
-        )
-    )
+    store = _by_key(store_df, ds, "_s", store_comparable)
+    api = _by_key(api_df, ds, "_a", api_comparable,
+                  F.min(F.col(PRESENT)).alias("_a_present"), F.max(F.col(BAD_TYPE)).alias("_a_bad"))
     values = F.lit(sum(field_bits(ds).values())).cast("long")
     agree = (
         (F.col("_s_n") == 1)
