@@ -39,11 +39,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import reduce
-from operator import and_, or_
-
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -58,7 +55,9 @@ from reconcilers.rules import (
     finding_masks,
     has_bit,
     null_mask,
+    q,
     store_comparable,
+    value_bits,
 )
 from reconcilers.schemas import BAD_TYPE, PRESENT, RAW, api_schema, store_schema
 
@@ -180,15 +179,23 @@ def _check_columns(df: DataFrame, expected: T.StructType, side: str, ds: Dataset
         raise ValueError(f"{ds.name} {side} DataFrame does not fit the contract: " + "; ".join(problems))
 
 
-def _key_null(ds: Dataset) -> Column:
-    return reduce(or_, [F.col(k).isNull() for k in ds.key])
+def _key_null(ds: Dataset) -> str:
+    return "(" + " OR ".join(f"{q(k)} IS NULL" for k in ds.key) + ")"
 
 
-def _hour(col: Column, day: Day) -> Column:
+def _hour(col: str, day: Day) -> str:
     """Index of the UTC hour of the delivery day an instant falls in; null outside the day."""
-    micros = F.unix_micros(col)
-    inside = (micros >= F.lit(day.start_us)) & (micros < F.lit(day.end_us))
-    return F.when(inside, ((micros - F.lit(day.start_us)) / F.lit(HOUR_MICROS)).cast("int"))
+    micros = f"unix_micros({col})"
+    return (f"CASE WHEN {micros} >= {day.start_us}L AND {micros} < {day.end_us}L"
+            f" THEN CAST(({micros} - {day.start_us}L) DIV {HOUR_MICROS}L AS INT) END")
+
+
+def _list(names) -> str:
+    return ", ".join(q(n) for n in names)
+
+
+def _content_order(exprs) -> str:
+    return ", ".join(f"{e} ASC NULLS FIRST" for e in exprs)
 
 
 # Each side is brought into the shape the join stage needs *before* the join: normalised
@@ -200,27 +207,25 @@ def _hour(col: Column, day: Day) -> Column:
 def _store_side(df: DataFrame, ds: Dataset) -> DataFrame:
     """One representative per key (the smallest copy in content order) with its copy count.
     Null-key rows are all kept: they are findings of their own, not copies of each other."""
-    ordered = Window.partitionBy(*ds.key).orderBy(*[F.col(f.name).asc_nulls_first() for f in ds.value_fields])
+    ordered = f"PARTITION BY {_list(ds.key)} ORDER BY {_content_order(q(f.name) for f in ds.value_fields)}"
     # The count over the whole key shares the ordered window's spec, so both come from one
     # window operator (a second, unordered spec would cost a second pass over every row).
-    whole_key = ordered.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    knull = F.col("_s_knull")
     return (
-        df.select(
-            *ds.names,
-            _key_null(ds).alias("_s_knull"),
-            F.row_number().over(ordered).alias("_rn"),
-            F.count(F.lit(1)).over(whole_key).alias("_n"),
+        df.selectExpr(
+            *[q(n) for n in ds.names],
+            f"{_key_null(ds)} AS _s_knull",
+            f"row_number() OVER ({ordered}) AS _rn",
+            f"count(1) OVER ({ordered} ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS _n",
         )
-        .where(knull | (F.col("_rn") == 1))
-        .select(
-            *[F.col(k).alias(f"s__{k}") for k in ds.key],
-            *[store_comparable(f, F.col(f.name)).alias(f"s__{f.name}") for f in ds.value_fields],
-            null_mask(ds, lambda f: F.col(f.name)).alias("_s_nulls"),
-            F.struct(*ds.names).alias("_srow"),
-            F.lit(True).alias("_s_in"),
-            knull,
-            F.when(knull, F.lit(1)).otherwise(F.col("_n")).alias("_s_n"),
+        .where("_s_knull OR _rn = 1")
+        .selectExpr(
+            *[f"{q(k)} AS {q('s__' + k)}" for k in ds.key],
+            *[f"{store_comparable(f, q(f.name))} AS {q('s__' + f.name)}" for f in ds.value_fields],
+            f"{null_mask(ds, lambda f: q(f.name))} AS _s_nulls",
+            f"struct({_list(ds.names)}) AS _srow",
+            "true AS _s_in",
+            "_s_knull",
+            "IF(_s_knull, 1L, _n) AS _s_n",
         )
     )
 
@@ -231,50 +236,45 @@ def _api_side(df: DataFrame, ds: Dataset) -> DataFrame:
     In a window ordered by content, rank() is the position of a copy's first identical twin, and
     count(*) over the default frame (which runs through the current row's peers) is the position
     of its last one, so the multiplicity is count - rank + 1 without a second shuffle."""
-    content = [F.col(f.name).asc_nulls_first() for f in ds.value_fields] + [
-        F.col(PRESENT),
-        F.col(BAD_TYPE),
-        F.array_sort(F.map_entries(F.col(RAW))).asc_nulls_first(),
-    ]
-    ordered = Window.partitionBy(*ds.key).orderBy(*content)
-    knull = F.col("_a_knull")
+    content = [q(f.name) for f in ds.value_fields] + [PRESENT, BAD_TYPE, f"array_sort(map_entries({RAW}))"]
+    ordered = f"PARTITION BY {_list(ds.key)} ORDER BY {_content_order(content)}"
     return (
-        df.select(
-            *ds.names,
+        df.selectExpr(
+            *[q(n) for n in ds.names],
             PRESENT,
             BAD_TYPE,
             RAW,
-            _key_null(ds).alias("_a_knull"),
-            F.rank().over(ordered).alias("_rk"),
-            F.row_number().over(ordered).alias("_rn"),
-            F.count(F.lit(1)).over(ordered).alias("_through_peers"),
+            f"{_key_null(ds)} AS _a_knull",
+            f"rank() OVER ({ordered}) AS _rk",
+            f"row_number() OVER ({ordered}) AS _rn",
+            f"count(1) OVER ({ordered}) AS _through_peers",
         )
-        .where(knull | (F.col("_rn") == F.col("_rk")))
-        .select(
-            *[F.col(k).alias(f"a__{k}") for k in ds.key],
-            *[api_comparable(f, F.col(f.name)).alias(f"a__{f.name}") for f in ds.value_fields],
-            null_mask(ds, lambda f: F.col(f.name)).alias("_a_nulls"),
-            F.col(PRESENT).alias("_a_present"),
-            F.col(BAD_TYPE).alias("_a_bad"),
-            F.struct(*ds.names, PRESENT, BAD_TYPE, RAW).alias("_arow"),
-            F.lit(True).alias("_a_in"),
-            knull,
-            (~knull & (F.col("_rn") == 1)).alias("_a_first"),
-            F.when(knull, F.lit(1)).otherwise(F.col("_through_peers") - F.col("_rk") + 1).alias("_a_mult"),
-            F.col("_rk").alias("_a_rk"),
+        .where("_a_knull OR _rn = _rk")
+        .selectExpr(
+            *[f"{q(k)} AS {q('a__' + k)}" for k in ds.key],
+            *[f"{api_comparable(f, q(f.name))} AS {q('a__' + f.name)}" for f in ds.value_fields],
+            f"{null_mask(ds, lambda f: q(f.name))} AS _a_nulls",
+            f"{PRESENT} AS _a_present",
+            f"{BAD_TYPE} AS _a_bad",
+            f"struct({_list(ds.names)}, {PRESENT}, {BAD_TYPE}, {RAW}) AS _arow",
+            "true AS _a_in",
+            "_a_knull",
+            "(NOT _a_knull AND _rn = 1) AS _a_first",
+            "IF(_a_knull, 1L, _through_peers - _rk + 1) AS _a_mult",
+            "_rk AS _a_rk",
         )
     )
 
 
-def _key_match(ds: Dataset) -> Column:
-    return reduce(and_, [F.col(f"s__{k}") == F.col(f"a__{k}") for k in ds.key])
+def _key_match(ds: Dataset):
+    return F.expr(" AND ".join(f"{q('s__' + k)} = {q('a__' + k)}" for k in ds.key))
 
 
 # --- classification ---------------------------------------------------------------------------
 
 
-def _flag(name: str) -> Column:
-    return F.coalesce(F.col(name), F.lit(False))
+def _flag(name: str) -> str:
+    return f"coalesce({name}, false)"
 
 
 def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
@@ -283,39 +283,37 @@ def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
     s_in, a_in = _flag("_s_in"), _flag("_a_in")
     s_knull, a_knull, a_first = _flag("_s_knull"), _flag("_a_knull"), _flag("_a_first")
     # A store representative joins every distinct API copy of its key: count it on one of them.
-    s_here = s_in & (~a_in | a_first)
-    matched = s_in & a_in
+    s_here = f"({s_in} AND (NOT {a_in} OR {a_first}))"
+    matched = f"({s_in} AND {a_in})"
     masks = finding_masks(
         ds,
-        present=F.col("_a_present"),
-        bad_type=F.col("_a_bad"),
-        store_null=F.col("_s_nulls"),
-        api_null=F.col("_a_nulls"),
-        differ=differ_mask(ds, lambda f: F.col(f"s__{f.name}"), lambda f: F.col(f"a__{f.name}")),
+        present="_a_present",
+        bad_type="_a_bad",
+        store_null="_s_nulls",
+        api_null="_a_nulls",
+        differ=differ_mask(ds, lambda f: q(f"s__{f.name}"), lambda f: q(f"a__{f.name}")),
     )
     narrow = [
-        *[F.coalesce(F.col(f"s__{k}"), F.col(f"a__{k}")).alias(f"_k_{k}") for k in ds.key],
-        F.when(s_here & ~s_knull, F.col("_s_n") - 1).otherwise(F.lit(0)).alias("_s_dup"),
-        F.when(a_in & ~a_knull, F.col("_a_mult") - F.when(a_first, 1).otherwise(0)).otherwise(F.lit(0)).alias("_a_dup"),
-        (s_in & ~s_knull & ~a_in).alias("_missing"),
-        (a_in & ~a_knull & ~s_in & a_first).alias("_unexpected"),
-        (s_in & s_knull).alias("_s_nullkey"),
-        (a_in & a_knull).alias("_a_nullkey"),
+        *[f"coalesce({q('s__' + k)}, {q('a__' + k)}) AS {q('_k_' + k)}" for k in ds.key],
+        f"IF({s_here} AND NOT {s_knull}, _s_n - 1, 0L) AS _s_dup",
+        f"IF({a_in} AND NOT {a_knull}, _a_mult - IF({a_first}, 1L, 0L), 0L) AS _a_dup",
+        f"({s_in} AND NOT {s_knull} AND NOT {a_in}) AS _missing",
+        f"({a_in} AND NOT {a_knull} AND NOT {s_in} AND {a_first}) AS _unexpected",
+        f"({s_in} AND {s_knull}) AS _s_nullkey",
+        f"({a_in} AND {a_knull}) AS _a_nullkey",
         "_a_rk",
-        *[F.when(matched, m).otherwise(F.lit(0).cast("long")).alias(f"_m_{kind}") for kind, m in masks.items()],
+        *[f"IF({matched}, {m}, 0L) AS _m_{kind}" for kind, m in masks.items()],
     ]
-    flags = joined.select(*narrow, "_srow", "_arow")
-    found = reduce(
-        or_,
-        [F.col(c) for c in ("_missing", "_unexpected", "_s_nullkey", "_a_nullkey")]
-        + [F.col(c) > 0 for c in ("_s_dup", "_a_dup")]
-        + [F.col(f"_m_{kind}") != 0 for kind in FIELD_KINDS],
+    flags = joined.selectExpr(*narrow, "_srow", "_arow")
+    found = " OR ".join(
+        ["_missing", "_unexpected", "_s_nullkey", "_a_nullkey", "_s_dup > 0", "_a_dup > 0"]
+        + [f"_m_{kind} <> 0" for kind in FIELD_KINDS]
     )
-    return flags.select(
+    return flags.selectExpr(
         *flags.columns[: len(narrow)],
-        F.when(found, F.col("_srow")).alias("_srow"),
-        F.when(found, F.col("_arow")).alias("_arow"),
-        found.alias("_any"),
+        f"IF({found}, _srow, NULL) AS _srow",
+        f"IF({found}, _arow, NULL) AS _arow",
+        f"({found}) AS _any",
     )
 
 
@@ -333,13 +331,12 @@ class _Hours:
         """Both sides in one grouped count over the window field and the key (a narrow read)."""
 
         def narrow(df: DataFrame, side: str) -> DataFrame:
-            return df.select(F.lit(side).alias("side"), _hour(F.col(ds.window_field), day).alias("hour"),
-                             _key_null(ds).alias("knull"))
+            return df.selectExpr(f"'{side}' AS side", f"{_hour(q(ds.window_field), day)} AS hour", f"{_key_null(ds)} AS knull")
 
         groups = (
             narrow(store_df, "store").unionByName(narrow(api_df, "api"))
             .groupBy("side", "hour")
-            .agg(F.count(F.lit(1)).alias("rows"), F.count_if(F.col("knull")).alias("null_keys"))
+            .agg(F.expr("count(1) AS rows"), F.expr("count_if(knull) AS null_keys"))
             .collect()
         )
         return cls._of([g for g in groups if g["side"] == "store"], day), cls._of([g for g in groups if g["side"] == "api"], day)
@@ -356,39 +353,30 @@ class _Hours:
 # --- stage 1: screening -----------------------------------------------------------------------
 
 
-def _by_key(df: DataFrame, ds: Dataset, prefix: str, comparable, *extra: Column) -> DataFrame:
+def _by_key(df: DataFrame, ds: Dataset, prefix: str, comparable, *extra: str) -> DataFrame:
     """One side's narrow rows per non-null key: copies, fingerprint (two hashes of the same
     columns, kept apart as plain numbers so the grouping stays a hash aggregation), null mask."""
-    values = [comparable(f, F.col(f.name)) for f in ds.value_fields]
-    return (
-        df.where(~_key_null(ds))
-        .groupBy(*ds.key)
-        .agg(
-            F.count(F.lit(1)).alias(f"{prefix}_n"),
-            F.min(F.xxhash64(*values)).alias(f"{prefix}_fp_x"),
-            F.min(F.hash(*values)).alias(f"{prefix}_fp_m"),
-            F.min(null_mask(ds, lambda f: F.col(f.name))).alias(f"{prefix}_nulls"),
-            *extra,
-        )
-    )
+    values = ", ".join(comparable(f, q(f.name)) for f in ds.value_fields)
+    aggs = [
+        f"count(1) AS {prefix}_n",
+        f"min(xxhash64({values})) AS {prefix}_fp_x",
+        f"min(hash({values})) AS {prefix}_fp_m",
+        f"min({null_mask(ds, lambda f: q(f.name))}) AS {prefix}_nulls",
+        *extra,
+    ]
+    return df.where(f"NOT {_key_null(ds)}").groupBy(*ds.key).agg(*[F.expr(a) for a in aggs])
 
 
 def _suspect_keys(store_df: DataFrame, api_df: DataFrame, ds: Dataset) -> DataFrame:
     """The non-null keys that may hold a finding (see the module docstring, stage 1)."""
     store = _by_key(store_df, ds, "_s", store_comparable)
-    api = _by_key(api_df, ds, "_a", api_comparable,
-                  F.min(F.col(PRESENT)).alias("_a_present"), F.max(F.col(BAD_TYPE)).alias("_a_bad"))
-    values = F.lit(sum(field_bits(ds).values())).cast("long")
+    api = _by_key(api_df, ds, "_a", api_comparable, f"min({PRESENT}) AS _a_present", f"max({BAD_TYPE}) AS _a_bad")
+    values = value_bits(ds)
     agree = (
-        (F.col("_s_n") == 1)
-        & (F.col("_a_n") == 1)
-        & (F.col("_s_fp_x") == F.col("_a_fp_x"))
-        & (F.col("_s_fp_m") == F.col("_a_fp_m"))
-        & (F.col("_s_nulls") == F.col("_a_nulls"))
-        & (F.col("_a_present").bitwiseAND(values) == values)
-        & (F.col("_a_bad").bitwiseAND(values) == 0)
+        f"_s_n = 1 AND _a_n = 1 AND _s_fp_x = _a_fp_x AND _s_fp_m = _a_fp_m AND _s_nulls = _a_nulls"
+        f" AND (_a_present & {values}) = {values} AND (_a_bad & {values}) = 0"
     )
-    return store.join(api, list(ds.key), "full").where(~F.coalesce(agree, F.lit(False))).select(*ds.key)
+    return store.join(api, list(ds.key), "full").where(f"NOT coalesce({agree}, false)").select(*ds.key)
 
 
 def _only(df: DataFrame, suspects: DataFrame, ds: Dataset) -> DataFrame:
@@ -407,16 +395,17 @@ class _Totals:
 
     @classmethod
     def collect(cls, classified: DataFrame) -> _Totals:
-        any_field = reduce(or_, [F.col(f"_m_{k}") != 0 for k in FIELD_KINDS])
-        row = classified.agg(
-            F.count_if(F.col("_missing")).alias("missing_in_api"),
-            F.count_if(F.col("_unexpected")).alias("unexpected_in_api"),
-            F.sum("_s_dup").alias("duplicate_key/store"),
-            F.sum("_a_dup").alias("duplicate_key/api"),
-            F.count_if(F.col("_s_nullkey")).alias("null_key/store"),
-            F.count_if(F.col("_a_nullkey")).alias("null_key/api"),
-            F.count_if(any_field).alias("_field_findings"),
-        ).collect()[0]
+        any_field = " OR ".join(f"_m_{k} <> 0" for k in FIELD_KINDS)
+        aggs = [
+            "count_if(_missing) AS missing_in_api",
+            "count_if(_unexpected) AS unexpected_in_api",
+            "sum(_s_dup) AS `duplicate_key/store`",
+            "sum(_a_dup) AS `duplicate_key/api`",
+            "count_if(_s_nullkey) AS `null_key/store`",
+            "count_if(_a_nullkey) AS `null_key/api`",
+            f"count_if({any_field}) AS _field_findings",
+        ]
+        row = classified.agg(*[F.expr(a) for a in aggs]).collect()[0]
         return cls(row.asDict())
 
     def _get(self, name: str) -> int:
@@ -449,48 +438,47 @@ def _findings(classified: DataFrame, ds: Dataset, cap: int) -> tuple[dict[str, d
     first `cap` by key. Only the kept rows are rendered to sample text."""
     keys = [f"_k_{k}" for k in ds.key]
     bits = field_bits(ds)
-    no_text = F.lit(None).cast("string")
 
-    def entry(kind: Column, fld: Column, side: Column) -> Column:
-        return F.struct(kind.alias("kind"), fld.alias("field"), side.alias("side"))
+    def text(value: str | None) -> str:
+        return "CAST(NULL AS STRING)" if value is None else f"'{value}'"
+
+    def entry(kind: str, fld: str, side: str) -> str:
+        return f"named_struct('kind', {kind}, 'field', {fld}, 'side', {side})"
 
     record = [
-        (F.col("_missing"), "missing_in_api", no_text),
-        (F.col("_unexpected"), "unexpected_in_api", no_text),
-        (F.col("_s_dup") > 0, "duplicate_key", F.lit("store")),
-        (F.col("_a_dup") > 0, "duplicate_key", F.lit("api")),
-        (F.col("_s_nullkey"), "null_key", F.lit("store")),
-        (F.col("_a_nullkey"), "null_key", F.lit("api")),
+        ("_missing", "missing_in_api", None),
+        ("_unexpected", "unexpected_in_api", None),
+        ("_s_dup > 0", "duplicate_key", "store"),
+        ("_a_dup > 0", "duplicate_key", "api"),
+        ("_s_nullkey", "null_key", "store"),
+        ("_a_nullkey", "null_key", "api"),
     ]
-    entries = [F.when(cond, entry(F.lit(kind), no_text, side)) for cond, kind, side in record]
+    entries = [f"CASE WHEN {cond} THEN {entry(text(kind), text(None), text(side))} END" for cond, kind, side in record]
     for f in ds.value_fields:
         # The kind masks are disjoint: a field has at most one finding per record.
-        kind = reduce(
-            lambda acc, k: acc.when(has_bit(F.col(f"_m_{k}"), bits[f.name]), F.lit(k)),
-            FIELD_KINDS[1:],
-            F.when(has_bit(F.col(f"_m_{FIELD_KINDS[0]}"), bits[f.name]), F.lit(FIELD_KINDS[0])),
-        )
-        entries.append(F.when(kind.isNotNull(), entry(kind, F.lit(f.name), no_text)))
+        kind = "CASE " + " ".join(f"WHEN {has_bit(f'_m_{k}', bits[f.name])} THEN '{k}'" for k in FIELD_KINDS) + " END"
+        entries.append(f"CASE WHEN {kind} IS NOT NULL THEN {entry(kind, text(f.name), text(None))} END")
 
+    carried = [*keys, "_a_rk", "_srow", "_arow"]
     found = (
-        classified.where(F.col("_any"))
-        .select(*keys, "_a_rk", "_srow", "_arow", F.explode(F.filter(F.array(*entries), lambda e: e.isNotNull())).alias("e"))
-        .select(*keys, "_a_rk", "_srow", "_arow", "e.*")
+        classified.where("_any")
+        .selectExpr(*carried, f"explode(filter(array({', '.join(entries)}), e -> e IS NOT NULL)) AS e")
+        .selectExpr(*carried, "e.*")
     )
-    group = Window.partitionBy("kind", "field")
-    order = [F.col(c).asc_nulls_first() for c in (*keys, "side", "_a_rk")]
+    group = "PARTITION BY kind, field"
+    order = _content_order([*keys, "side", "_a_rk"])
     kept = (
-        found.select("*", F.row_number().over(group.orderBy(*order)).alias("_rn"), F.count(F.lit(1)).over(group).alias("_n"))
-        .where(F.col("_rn") <= max(cap, 1))  # the first row of each group carries the group's count
-        .select(
+        found.selectExpr("*", f"row_number() OVER ({group} ORDER BY {order}) AS _rn", f"count(1) OVER ({group}) AS _n")
+        .where(f"_rn <= {max(cap, 1)}")  # the first row of each group carries the group's count
+        .selectExpr(
             "kind",
             "field",
             "side",
             "_rn",
             "_n",
-            *[encode_store(ds.by_name[k], F.col(f"_k_{k}")).alias(f"_k_{k}") for k in ds.key],
-            F.when(F.col("_srow").isNotNull(), _store_map(ds)).alias("store"),
-            F.when(F.col("_arow").isNotNull(), _api_map(ds)).alias("api"),
+            *[f"{encode_store(ds.by_name[k], q('_k_' + k))} AS {q('_k_' + k)}" for k in ds.key],
+            f"IF(_srow IS NOT NULL, {_store_map(ds)}, NULL) AS store",
+            f"IF(_arow IS NOT NULL, {_api_map(ds)}, NULL) AS api",
         )
         .collect()
     )
@@ -506,16 +494,16 @@ def _findings(classified: DataFrame, ds: Dataset, cap: int) -> tuple[dict[str, d
     return field_counts, [_sample(r, ds) for r in shown]
 
 
-def _store_map(ds: Dataset) -> Column:
-    return F.create_map(*[x for f in ds.fields for x in (F.lit(f.name), encode_store(f, F.col(f"_srow.{f.name}")))])
+def _store_map(ds: Dataset) -> str:
+    return "map(" + ", ".join(f"'{f.name}', {encode_store(f, q(f'_srow.{f.name}'))}" for f in ds.fields) + ")"
 
 
-def _api_map(ds: Dataset) -> Column:
-    present, bad, raw = (F.col(f"_arow.{c}") for c in (PRESENT, BAD_TYPE, RAW))
+def _api_map(ds: Dataset) -> str:
+    present, bad, raw = (q(f"_arow.{c}") for c in (PRESENT, BAD_TYPE, RAW))
     bits = {f.name: 1 << i for i, f in enumerate(ds.fields)}
-    return F.create_map(
-        *[x for f in ds.fields for x in (F.lit(f.name), encode_api(f, bits[f.name], F.col(f"_arow.{f.name}"), present, bad, raw))]
-    )
+    return "map(" + ", ".join(
+        f"'{f.name}', {encode_api(f, bits[f.name], q(f'_arow.{f.name}'), present, bad, raw)}" for f in ds.fields
+    ) + ")"
 
 
 def _decode_record(ds: Dataset, encoded: dict | None) -> dict | None:

@@ -1,7 +1,7 @@
 """How sample values travel from Spark to the report.
 
 Samples mix fields of every type in one column, so Spark encodes each value as a tagged string
-(`encode_*`), and the driver turns it into a JSON-friendly value (`decode`):
+(`encode_*`, Spark SQL text), and the driver turns it into a JSON-friendly value (`decode`):
 
     NULL        the value is null
     "a"         the API omitted the key                     -> ABSENT
@@ -19,9 +19,6 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from pyspark.sql import Column
-from pyspark.sql import functions as F
-
 from reconcilers.contract import Field
 from reconcilers.result import ABSENT
 from reconcilers.rules import has_bit
@@ -29,22 +26,24 @@ from reconcilers.rules import has_bit
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def wire(f: Field, col: Column) -> Column:
+def wire(f: Field, col: str) -> str:
     if f.kind == "timestamp":
-        return F.unix_micros(col).cast("string")
-    return col.cast("string")
+        return f"CAST(unix_micros({col}) AS STRING)"
+    return f"CAST({col} AS STRING)"
 
 
-def encode_store(f: Field, col: Column) -> Column:
-    return F.when(col.isNotNull(), F.concat(F.lit("v:"), wire(f, col)))
+def encode_store(f: Field, col: str) -> str:
+    """Spark SQL of one store value's tagged text."""
+    return f"CASE WHEN {col} IS NOT NULL THEN concat('v:', {wire(f, col)}) END"
 
 
-def encode_api(f: Field, bit: int, col: Column, present: Column, bad_type: Column, raw: Column) -> Column:
-    """`present` / `bad_type` are the record's masks, `bit` the field's bit in them."""
+def encode_api(f: Field, bit: int, col: str, present: str, bad_type: str, raw: str) -> str:
+    """Spark SQL of one API value's tagged text. `present` / `bad_type` are the record's masks,
+    `bit` the field's bit in them, `raw` its map of bad-typed JSON texts."""
     return (
-        F.when(has_bit(bad_type, bit), F.concat(F.lit("r:"), F.coalesce(raw.getItem(f.name), F.lit(""))))
-        .when(~has_bit(present, bit), F.lit("a"))
-        .when(col.isNotNull(), F.concat(F.lit("v:"), wire(f, col)))
+        f"CASE WHEN {has_bit(bad_type, bit)} THEN concat('r:', coalesce(try_element_at({raw}, '{f.name}'), ''))"
+        f" WHEN NOT {has_bit(present, bit)} THEN 'a'"
+        f" WHEN {col} IS NOT NULL THEN concat('v:', {wire(f, col)}) END"
     )
 
 
