@@ -17,11 +17,10 @@ Plan (nothing row-level on the driver):
    b. one full outer join on the key. Rows with a null key column stay in the join unmatched
       (an equality with null never holds) and are classified as null_key, never paired;
    c. every joined row is classified into narrow columns (record flags, one finding mask per
-      field kind) and cached; the raw rows of both sides ride along only on rows that have a
-      finding;
-   d. one aggregation gives every record-level counter; then the finding rows are exploded into
-      one row per finding, counted per (kind, field), and the first N by key kept with a window;
-      only those are rendered into sample text.
+      field kind); the raw rows of both sides ride along only on rows that have a finding;
+   d. the finding rows are exploded into one row per finding, weighted by the findings it
+      stands for; windows give the total per (kind, field) and per side, and keep the first N
+      by key; only those are rendered into sample text. All of stage 2 is one Spark job.
 
 Duplicates, decided here:
 - store: a key held n times is n-1 duplicate_key findings (side "store"); its values are compared
@@ -121,7 +120,7 @@ def compare(
 
     bounds = Day.of(day)
     store_hours, api_hours = _Hours.collect(store_df, api_df, ds, bounds)
-    counts, samples, by_side = {}, [], {}
+    counts, samples, by_side = {}, [], {kind: {"store": 0, "api": 0} for kind in BY_SIDE_KINDS}
     if store_hours.rows + api_hours.rows < screen_min_rows:
         if store_hours.rows or api_hours.rows:
             counts, samples, by_side = _exact(store_df, api_df, ds, samples_per_kind_field)
@@ -139,24 +138,10 @@ def compare(
 
 
 def _exact(store_df: DataFrame, api_df: DataFrame, ds: Dataset, cap: int):
-    """Stage 2 on the rows that need it: counts per kind and field, samples, and the
-    duplicate/null-key counts per side."""
+    """Stage 2 on the rows that need it, in one Spark job: counts per kind and field, samples,
+    and the duplicate/null-key counts per side."""
     joined = _store_side(store_df, ds).join(_api_side(api_df, ds), _key_match(ds), "full")
-    classified = _classify(joined, ds).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        totals = _Totals.collect(classified)
-        field_counts, samples = {}, []
-        if totals.any_findings:
-            field_counts, samples = _findings(classified, ds, cap)
-    finally:
-        classified.unpersist()
-    counts = {}
-    for kind in FINDING_KINDS:
-        if totals.record.get(kind):
-            counts[kind] = {RECORD: totals.record[kind]}
-        if field_counts.get(kind):
-            counts[kind] = field_counts[kind]
-    return counts, samples, totals.by_side
+    return _findings(_classify(joined, ds), ds, cap)
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -279,7 +264,7 @@ def _flag(name: str) -> str:
 
 def _classify(joined: DataFrame, ds: Dataset) -> DataFrame:
     """Narrow per-row flags and one finding mask per field kind, plus both sides' raw rows kept
-    only where there is a finding (for the samples, rendered in job 2 on those rows only)."""
+    only where there is a finding (for the samples, rendered only on the rows kept)."""
     s_in, a_in = _flag("_s_in"), _flag("_a_in")
     s_knull, a_knull, a_first = _flag("_s_knull"), _flag("_a_knull"), _flag("_a_first")
     # A store representative joins every distinct API copy of its key: count it on one of them.
@@ -380,80 +365,45 @@ def _suspect_keys(store_df: DataFrame, api_df: DataFrame, ds: Dataset) -> DataFr
 
 
 def _only(df: DataFrame, suspects: DataFrame, ds: Dataset) -> DataFrame:
-    """The rows of one side that stage 2 compares: the suspect keys and every null-key row."""
-    return df.join(suspects, list(ds.key), "left_semi").unionByName(df.where(_key_null(ds)))
-
-
-# --- stage 2: totals --------------------------------------------------------------------------
-
-
-@dataclass
-class _Totals:
-    """Record-level counters of the exact comparison, in one small aggregation."""
-
-    row: dict
-
-    @classmethod
-    def collect(cls, classified: DataFrame) -> _Totals:
-        any_field = " OR ".join(f"_m_{k} <> 0" for k in FIELD_KINDS)
-        aggs = [
-            "count_if(_missing) AS missing_in_api",
-            "count_if(_unexpected) AS unexpected_in_api",
-            "sum(_s_dup) AS `duplicate_key/store`",
-            "sum(_a_dup) AS `duplicate_key/api`",
-            "count_if(_s_nullkey) AS `null_key/store`",
-            "count_if(_a_nullkey) AS `null_key/api`",
-            f"count_if({any_field}) AS _field_findings",
-        ]
-        row = classified.agg(*[F.expr(a) for a in aggs]).collect()[0]
-        return cls(row.asDict())
-
-    def _get(self, name: str) -> int:
-        return int(self.row[name] or 0)
-
-    @property
-    def by_side(self) -> dict[str, dict[str, int]]:
-        return {kind: {side: self._get(f"{kind}/{side}") for side in ("store", "api")} for kind in ("duplicate_key", "null_key")}
-
-    @property
-    def record(self) -> dict[str, int]:
-        out = {kind: self._get(kind) for kind in ("missing_in_api", "unexpected_in_api")}
-        out.update({kind: sum(sides.values()) for kind, sides in self.by_side.items()})
-        return out
-
-    @property
-    def any_findings(self) -> bool:
-        return bool(self._get("_field_findings") or any(self.record.values()))
+    """The rows of one side that stage 2 compares, in one read of the side: the suspect keys
+    (a broadcast join, there are few) and every null-key row (which matches nothing)."""
+    marked = F.broadcast(suspects.selectExpr(*[q(k) for k in ds.key], "true AS _suspect"))
+    return df.join(marked, list(ds.key), "left").where(f"_suspect OR {_key_null(ds)}").select(*df.columns)
 
 
 def _iso_hour(t: datetime) -> str:
     return t.isoformat().replace("+00:00", "Z")
 
 
-# --- stage 2: per-field counts and samples -------------------------------------------------------
+# --- stage 2: counts and samples ----------------------------------------------------------------
 
 
-def _findings(classified: DataFrame, ds: Dataset, cap: int) -> tuple[dict[str, dict[str, int]], list[Sample]]:
-    """One row per finding, from the few rows that have any; per (kind, field) a count and the
-    first `cap` by key. Only the kept rows are rendered to sample text."""
+BY_SIDE_KINDS = ("duplicate_key", "null_key")
+
+
+def _findings(classified: DataFrame, ds: Dataset, cap: int):
+    """One row per finding, from the few rows that have any, weighted by how many findings it
+    stands for (a key held n times is n-1 duplicates); per (kind, field) the total weight and the
+    first `cap` rows by key, and per (kind, field, side) the total weight. Only the kept rows are
+    rendered to sample text. Returns (counts, samples, by_side)."""
     keys = [f"_k_{k}" for k in ds.key]
     bits = field_bits(ds)
 
     def text(value: str | None) -> str:
         return "CAST(NULL AS STRING)" if value is None else f"'{value}'"
 
-    def entry(kind: str, fld: str, side: str) -> str:
-        return f"named_struct('kind', {kind}, 'field', {fld}, 'side', {side})"
+    def entry(kind: str, fld: str, side: str, weight: str = "1L") -> str:
+        return f"named_struct('kind', {kind}, 'field', {fld}, 'side', {side}, 'weight', {weight})"
 
     record = [
-        ("_missing", "missing_in_api", None),
-        ("_unexpected", "unexpected_in_api", None),
-        ("_s_dup > 0", "duplicate_key", "store"),
-        ("_a_dup > 0", "duplicate_key", "api"),
-        ("_s_nullkey", "null_key", "store"),
-        ("_a_nullkey", "null_key", "api"),
+        ("_missing", "missing_in_api", None, "1L"),
+        ("_unexpected", "unexpected_in_api", None, "1L"),
+        ("_s_dup > 0", "duplicate_key", "store", "_s_dup"),
+        ("_a_dup > 0", "duplicate_key", "api", "_a_dup"),
+        ("_s_nullkey", "null_key", "store", "1L"),
+        ("_a_nullkey", "null_key", "api", "1L"),
     ]
-    entries = [f"CASE WHEN {cond} THEN {entry(text(kind), text(None), text(side))} END" for cond, kind, side in record]
+    entries = [f"CASE WHEN {cond} THEN {entry(text(kind), text(None), text(side), w)} END" for cond, kind, side, w in record]
     for f in ds.value_fields:
         # The kind masks are disjoint: a field has at most one finding per record.
         kind = "CASE " + " ".join(f"WHEN {has_bit(f'_m_{k}', bits[f.name])} THEN '{k}'" for k in FIELD_KINDS) + " END"
@@ -465,33 +415,46 @@ def _findings(classified: DataFrame, ds: Dataset, cap: int) -> tuple[dict[str, d
         .selectExpr(*carried, f"explode(filter(array({', '.join(entries)}), e -> e IS NOT NULL)) AS e")
         .selectExpr(*carried, "e.*")
     )
-    group = "PARTITION BY kind, field"
-    order = _content_order([*keys, "side", "_a_rk"])
+    group, by_side = "PARTITION BY kind, field", "PARTITION BY kind, field, side"
+    order = f"ORDER BY {_content_order([*keys, 'side', '_a_rk'])}"
     kept = (
-        found.selectExpr("*", f"row_number() OVER ({group} ORDER BY {order}) AS _rn", f"count(1) OVER ({group}) AS _n")
-        .where(f"_rn <= {max(cap, 1)}")  # the first row of each group carries the group's count
+        found.selectExpr(
+            "*",
+            f"row_number() OVER ({group} {order}) AS _rn",
+            f"sum(weight) OVER ({group}) AS _n",
+            f"row_number() OVER ({by_side} {order}) AS _rn_side",
+            f"sum(weight) OVER ({by_side}) AS _n_side",
+        )
+        # The first row of each group carries the group's total, the first of each side its side's.
+        .where(f"_rn <= {max(cap, 1)} OR _rn_side = 1")
         .selectExpr(
             "kind",
             "field",
             "side",
             "_rn",
             "_n",
+            "_rn_side",
+            "_n_side",
             *[f"{encode_store(ds.by_name[k], q('_k_' + k))} AS {q('_k_' + k)}" for k in ds.key],
             f"IF(_srow IS NOT NULL, {_store_map(ds)}, NULL) AS store",
             f"IF(_arow IS NOT NULL, {_api_map(ds)}, NULL) AS api",
         )
         .collect()
     )
-    field_counts: dict[str, dict[str, int]] = {}
+    sides = {kind: {"store": 0, "api": 0} for kind in BY_SIDE_KINDS}
     for r in kept:
-        if r.field is not None and r._rn == 1:
-            field_counts.setdefault(r.kind, {})[r.field] = int(r._n)
+        if r.kind in sides and r._rn_side == 1:
+            sides[r.kind][r.side] = int(r._n_side)
+    counts: dict[str, dict[str, int]] = {}
+    for r in kept:
+        if r._rn == 1:
+            counts.setdefault(r.kind, {})[r.field or RECORD] = int(r._n)
     field_rank = {n: i for i, n in enumerate(ds.names)}
-    for kind, by_field in field_counts.items():
-        field_counts[kind] = dict(sorted(by_field.items(), key=lambda kv: field_rank[kv[0]]))
     kind_rank = {k: i for i, k in enumerate(FINDING_KINDS)}
+    counts = {kind: dict(sorted(counts[kind].items(), key=lambda kv: field_rank.get(kv[0], -1)))
+              for kind in sorted(counts, key=kind_rank.__getitem__)}
     shown = sorted((r for r in kept if r._rn <= cap), key=lambda r: (kind_rank[r.kind], field_rank.get(r.field, -1), r._rn))
-    return field_counts, [_sample(r, ds) for r in shown]
+    return counts, [_sample(r, ds) for r in shown], sides
 
 
 def _store_map(ds: Dataset) -> str:
