@@ -4,6 +4,7 @@ bundled API on loopback: exit codes, one-line errors, and the API key never prin
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import zipfile
@@ -44,19 +45,19 @@ def write_config(tmp_path: Path, store: Path, base_url: str) -> Path:
     return cfg
 
 
-def env(with_key: bool = True) -> dict:
+def env(with_key: bool = True, extra: dict | None = None) -> dict:
     e = {k: v for k, v in os.environ.items() if not k.startswith(("TRADE_RECON", "PYSPARK_GATEWAY"))}
     e["PYSPARK_PYTHON"] = sys.executable
     if with_key:
         e["RECON_CLI_KEY"] = KEY
     else:
         e.pop("RECON_CLI_KEY", None)
-    return e
+    return {**e, **(extra or {})}
 
 
-def recon(*args, cwd: Path, with_key: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "recon"), *args], cwd=cwd, env=env(with_key), capture_output=True, text=True,
-                          timeout=timeout)
+def recon(*args, cwd: Path, with_key: bool = True, timeout: int = 600, extra_env: dict | None = None):
+    return subprocess.run([str(BIN / "recon"), *args], cwd=cwd, env=env(with_key, extra_env), capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_recon_run_clean_day_exits_0_and_never_prints_the_key(tmp_path, store):
@@ -120,3 +121,40 @@ def test_spark_submit_runs_the_job_and_returns_its_exit_code(tmp_path, store):
     final = p.stdout.strip().splitlines()[-1]
     assert final.startswith(f"FINDINGS trades 2026-03-29: {want} finding") and "missing_in_api" in final
     assert KEY not in out
+
+
+def test_exit_code_does_not_depend_on_alert_delivery(tmp_path, store):
+    """PagerDuty unreachable: the run still exits with its verdict (1 findings, 0 clean) and the
+    events wait in the outbox, in order, until `recon alerts flush` reaches the service."""
+    from jobs.pagerduty_standin import serve as serve_pagerduty
+
+    def config(api_url: str, pd_url: str) -> Path:
+        cfg = write_config(tmp_path, store, api_url)
+        cfg.write_text(cfg.read_text().replace(
+            "alerts: {enabled: false}\n",
+            f"alerts: {{base_url: '{pd_url}', routing_key: {{env: RECON_CLI_ROUTING}}, outbox: '{tmp_path / 'outbox'}',"
+            " retry: {sleep_s: 0.01, max_network_attempts: 1}}\n"))
+        return cfg
+
+    routing = {"RECON_CLI_ROUTING": "r" * 32}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once the socket closes
+    day = ["--day", DAY.isoformat(), "--dataset", "trades"]
+    with serve(store, faults=("drop-records:rate=0.05",), fault_seed=2, api_keys=(KEY,)) as api:
+        p = recon("run", *day, "--config", str(config(api.base_url, down)), cwd=tmp_path, extra_env=routing)
+    assert p.returncode == 1, (p.stdout + p.stderr)[-3000:]
+    with serve(store, api_keys=(KEY,)) as api:
+        q = recon("run", *day, "--config", str(config(api.base_url, down)), cwd=tmp_path, extra_env=routing)
+    assert q.returncode == 0, (q.stdout + q.stderr)[-3000:]
+    queued = sorted((tmp_path / "outbox").glob("*.json"))
+    assert len(queued) >= 2, [f.name for f in (tmp_path / "outbox").rglob("*")]
+
+    with serve_pagerduty() as pd:
+        f = recon("alerts", "flush", "--config", str(config("http://127.0.0.1:9", pd.base_url)), cwd=tmp_path,
+                  extra_env=routing)
+        assert f.returncode == 0, (f.stdout + f.stderr)[-3000:]
+        incidents = {i["dedup_key"]: i["status"] for i in pd.incidents()}
+    # The findings run's trigger went first, the clean run's resolve after it: the incident ends resolved.
+    assert incidents[f"trade-recon/clitest/trades/{DAY}"] == "resolved"
+    assert not list((tmp_path / "outbox").glob("*.json"))
