@@ -112,7 +112,7 @@ def test_exit_codes_map_to_retry_or_not(airflow_home):
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {
         "0": None, "1": "AirflowFailException", "2": "AirflowException", "3": "AirflowFailException",
-        "4": "AirflowException", "137": "AirflowException",
+        "4": "AirflowFailException", "137": "AirflowFailException",
     }
 
 

@@ -11,11 +11,13 @@ separate one (deploy/airflow/requirements-airflow.txt), so neither pins the othe
   1 findings       -> failed, never retried (PagerDuty is already alerted; a retry finds the same)
   2 incomplete     -> failed and retried (the API or the store may be back)
   3 configuration  -> failed, never retried (a person must fix the config)
-  4 locked         -> failed and retried (the previous run for this day is still going)
+  4 locked         -> failed, never retried (another run, a backfill say, owns this day's report and
+                      incident; clear the task once it has finished)
+  anything else    -> failed, never retried (killed, crashed: a person looks first)
 - The verdict and report paths go to XCom under the key `reports` whatever the outcome (and as
   the return value on success), for a downstream notifier to pull.
 
-Retries for exit 2 and 4: TRADE_RECON_RETRIES (default 3) and TRADE_RECON_RETRY_DELAY_S (default
+Retries (exit 2 only): TRADE_RECON_RETRIES (default 3) and TRADE_RECON_RETRY_DELAY_S (default
 900, doubling), read when the DAG file is parsed. The other settings come from the worker's
 environment, read when the task runs: TRADE_RECON_HOME (the checkout, working directory of the job; default: two levels above
 this file), TRADE_RECON_BIN (default $TRADE_RECON_HOME/.venv/bin/recon), TRADE_RECON_CONFIG
@@ -94,8 +96,9 @@ def check_exit(rc: int, day: date) -> None:
     if rc == INCOMPLETE:
         raise AirflowException(f"trade-recon {day}: incomplete run (API or store unavailable); will retry")
     if rc == LOCKED:
-        raise AirflowException(f"trade-recon {day}: another run holds the lock for this day; will retry")
-    raise AirflowException(f"trade-recon {day}: recon ended with exit code {rc}; will retry")
+        raise AirflowFailException(f"trade-recon {day}: another run holds the lock for this day; "
+                                   "clear the task once it has finished")
+    raise AirflowFailException(f"trade-recon {day}: recon ended with exit code {rc}; not retried, see the task log")
 
 
 def run_recon(day: date, recheck: int, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
