@@ -9,10 +9,20 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless libpostgresql-jdbc-java chromium zip >/dev/null
-# PostgreSQL (the JDBC store tests): start the Debian cluster if it is installed and not running.
-if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+# PostgreSQL (the JDBC store tests, 127.0.0.1:5432, user postgres, trust auth). A server that
+# already answers is used as it is; otherwise Debian's is installed (with trust for loopback
+# TCP only, on a cluster this script created) and its cluster started.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if [ ! -d /etc/postgresql ]; then
+    apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      sed -i -E 's/^(host\s+all\s+all\s+127\.0\.0\.1\/32\s+)\S+/\1trust/' "$hba"
+    done
+  fi
   pg_ver="$(ls /etc/postgresql | sort -V | tail -1)"
-  pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect "$pg_ver" main start
+  pg_ctlcluster --skip-systemctl-redirect "$pg_ver" main start || true
+  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  pg_isready -h 127.0.0.1 -p 5432
 fi
 # Spectral lints the API's OpenAPI document (tests/test_api_server_contract.py); pinned.
 SPECTRAL_VERSION=6.16.3
