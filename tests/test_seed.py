@@ -1,4 +1,5 @@
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pyarrow.compute as pc
 import pytest
@@ -49,7 +50,9 @@ def test_trades_are_realistic():
     assert len(keys) == len(t)
     assert {r["product_type"] for r in t} == {"QH", "HH", "H"}
     assert any(r["price"] < 0 for r in t) and any(r["price"] == 0 for r in t)
-    assert all(r["price"] == r["price"].quantize(__import__("decimal").Decimal("0.01")) for r in t)
+    assert all(r["price"] == r["price"].quantize(Decimal("0.01")) for r in t)
+    assert all(r["quantity"] == r["quantity"].quantize(Decimal("0.1")) and r["quantity"] > 0 for r in t)
+    assert any(r["quantity"] != r["quantity"].quantize(Decimal("1")) for r in t)  # fractional lots occur
     assert all(-9999 <= r["price"] <= 9999 for r in t)
     assert all(len(r["trade_id"]) == 34 for r in t)
     assert all(r["delivery_end"] - r["delivery_start"] in (timedelta(minutes=m) for m in (15, 30, 60)) for r in t)
@@ -74,6 +77,7 @@ def test_orders_are_realistic():
     assert ice and all(r["iceberg_clip_size"] is not None for r in ice)
     assert all(r["iceberg_clip_size"] is None for r in o if r["order_type"] == "LIMIT")
     assert any(r["remaining_quantity"] == 0 for r in o)  # zero: what omitempty drops
+    assert all(r["quantity"] == r["quantity"].quantize(Decimal("0.1")) for r in o)
     assert any(r["text"] == "" for r in o) and any(r["text"] is None for r in o)  # "" is not null
     assert {r["action"] for r in o} >= {"USER_ADDED", "USER_MODIFIED", "PARTIAL_EXECUTION", "FULL_EXECUTION"}
 
