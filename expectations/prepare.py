@@ -3,17 +3,12 @@ per SQL check, computed in a single pass and cached, so that GX's metric queries
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import great_expectations as gx
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from reconcilers.contract import Dataset
 from expectations.suite import reads
-
-COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
-
 
 def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
@@ -56,21 +51,10 @@ def prepare(df: DataFrame, ds: Dataset, expectations: list, keep: list[str] = ()
     return df.select(*[F.col(_quoted(n)) for n in ds.names if n in wanted], *derived)
 
 
-@contextmanager
-def _uncompressed(spark: SparkSession):
-    # The cache lives for one validation and is scanned a handful of times: compressing it
-    # costs more CPU than those scans save. The setting is read when the cache is built.
-    before = spark.conf.get(COMPRESSED)
-    spark.conf.set(COMPRESSED, "false")
-    try:
-        yield
-    finally:
-        spark.conf.set(COMPRESSED, before)
-
-
 def cached(df: DataFrame) -> DataFrame:
-    """`df` cached and materialised; the caller unpersists it."""
-    with _uncompressed(df.sparkSession):
-        df.cache()
-        df.count()
+    """`df` cached and materialised; the caller unpersists it. The cache lives for one
+    validation and is scanned a handful of times: the job's sessions keep it uncompressed
+    (`jobs.spark`), which costs less CPU than those scans would save."""
+    df.cache()
+    df.count()
     return df

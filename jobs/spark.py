@@ -26,6 +26,9 @@ def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.ansi.enabled": "true",
         "spark.driver.memory": "2g",
+        # The only caches are the expectations' per-side ones, built and scanned a few times in
+        # one validation: compressing them costs more CPU than the scans save.
+        "spark.sql.inMemoryColumnarStorage.compressed": "false",
         # Our own progress display (and --quiet / --log-format json) own the console.
         "spark.ui.showConsoleProgress": "false",
     }
