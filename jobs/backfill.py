@@ -117,7 +117,7 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     """Reconcile `names` for every day from `first` to `last`; print the table; return the exit
     code (the worst day's, or 130 when interrupted)."""
     from jobs import alerts
-    from jobs.run import check_secrets
+    from jobs.run import check_secrets, preload_expectations
 
     days = day_range(first, last)
     if parallel_days < 1:
@@ -128,6 +128,7 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     check_secrets(cfg)
     stop = stop or Stop()
     own = spark is None
+    preload_expectations(cfg)
     if own:
         from jobs.spark import spark_session
 

@@ -9,9 +9,11 @@ secret or setting becomes CONFIG) so that every outcome is reported and alerted 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import secrets
+import threading
 import time
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -152,6 +154,16 @@ def check_secrets(cfg: Config) -> None:
     alerts.preflight(cfg)
 
 
+def preload_expectations(cfg: Config) -> None:
+    """Import Great Expectations (about 3 s of Python) in the background while Spark starts and
+    the API is replayed, instead of on the critical path when the expectations stage begins.
+    The import lock makes the stage's own import wait for this one, never run it twice. Not a
+    daemon: a run that ends first waits for the import rather than exit in the middle of it."""
+    if cfg.expectations.enabled:
+        threading.Thread(target=importlib.import_module, args=("expectations.runner",),
+                         name="preload-expectations").start()
+
+
 def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
     """Reconcile `names` for `day`; publish and print each result; return the exit code."""
     from jobs.lock import LockHeld, day_lock
@@ -181,6 +193,7 @@ def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
         return console.error(str(e), code=Outcome.CONFIG)
 
     own = spark is None
+    preload_expectations(cfg)
     if own:
         from jobs.spark import spark_session
 
