@@ -69,3 +69,22 @@ def test_cli_exits_3_on_bad_config_or_usage(args, needle):
     assert r.returncode == 3, r.stderr
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
+
+
+PRELOAD = """
+import sys, threading
+from jobs.config import Config, Expectations
+from jobs.run import preload_expectations
+preload_expectations(Config(expectations=Expectations(enabled={enabled})))
+threads = [t for t in threading.enumerate() if t.name == "preload-expectations"]
+for t in threads:
+    t.join()
+print(len(threads), "great_expectations" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("enabled, expected", [(True, "1 True"), (False, "0 False")])
+def test_expectations_are_imported_in_the_background_only_when_enabled(enabled, expected):
+    out = subprocess.run([sys.executable, "-c", PRELOAD.format(enabled=enabled)], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip().splitlines()[-1] == expected
