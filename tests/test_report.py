@@ -283,3 +283,18 @@ def test_report_url(cfg, tmp_path):
     linked = cfg.model_copy(update={"report": cfg.report.model_copy(update={"link_base_url": "https://recon.example/r/"})})
     assert report_url(linked, paths.html) == (
         "https://recon.example/r/test/trades/2026-10-25/20261026T030000Z-a1b2/report.html")
+
+
+def test_html_run_section_shows_each_fact_of_a_real_runs_metadata_once(cfg):
+    from datetime import date
+
+    from jobs.run import run_metadata
+    from reconcilers.contract import TRADES
+
+    r = clean_result()
+    r.metadata = run_metadata(cfg, TRADES, date.fromisoformat(DAY), r.run_id)
+    html = write_report(r, cfg).html.read_text()
+    assert html.count(cfg.fingerprint()) == 1
+    assert html.count(f"<code>{r.run_id}</code>") == 1
+    assert html.count("<dt>pyspark</dt>") == 1
+    assert "<dt>spark_master</dt>" in html and "<dt>api</dt>" in html  # the rest of the metadata is still shown
