@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from jobs.config import Config
+
+
+LOG4J2 = Path(__file__).with_name("log4j2.properties")
 
 
 def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
@@ -31,6 +35,9 @@ def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
         "spark.sql.inMemoryColumnarStorage.compressed": "false",
         # Our own progress display (and --quiet / --log-format json) own the console.
         "spark.ui.showConsoleProgress": "false",
+        # Errors only from the JVM's first line on (see the file); under spark-submit the JVM is
+        # already running and its own logging settings stand.
+        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={LOG4J2}",
     }
     if cfg and cfg.store.format == "jdbc":
         jars = [str(j) for j in cfg.store.jdbc.jars]

@@ -72,6 +72,8 @@ def test_recon_run_clean_day_exits_0_and_never_prints_the_key(tmp_path, store):
     reports = list((tmp_path / "reports").rglob("report.json"))
     assert len(reports) == 2 and not any(KEY in r.read_text() for r in reports)
     assert "Traceback" not in out
+    # Spark's JVM logs errors only, from its first line (jobs/log4j2.properties): no banner, no notices.
+    assert "log4j profile" not in out and "Setting default log level" not in out and " WARN " not in out
 
 
 def test_recon_run_missing_partition_exits_2_naming_it(tmp_path, store):
