@@ -95,6 +95,16 @@ class Tls(Strict):
     ca_bundle: Path | None = None
 
 
+def _port(parts, url: str) -> None:
+    """A port that is not a number in 1..65535 is a configuration error, found before Spark starts
+    (else it surfaces as a failed run from inside the first Spark task)."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"the port of {url!r} is not a number from 1 to 65535")
+
 class Api(Strict):
     base_url: str = "http://127.0.0.1:8765"
     api_key: Secret = Secret(env="TRADE_RECON_API_KEY")
@@ -120,6 +130,7 @@ class Api(Strict):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {v!r}")
+        _port(parts, v)
         return v.rstrip("/")
 
 
@@ -162,6 +173,7 @@ class Alerts(Strict):
         # Plain http would carry the routing key in clear text, so only the local stand-in may use it.
         if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
             raise ValueError(f"must be https://, or http:// on a loopback host: {v!r}")
+        _port(parts, v)
         return v.rstrip("/")
 
 
