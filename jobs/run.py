@@ -70,11 +70,18 @@ def _one_line(text: str, limit: int = 500) -> str:
 _PARQUET_FILE = re.compile(r"((?:file:)?/[^\s,;'\"]+\.parquet)")
 
 
+_CAUSED_BY = re.compile(r"^\s*Caused by: (.+)$", re.M)
+
+
 def spark_failure(ds: Dataset, exc: Exception) -> str:
-    """A Spark/py4j failure as one line: the first line of the JVM message, naming the file when
-    a Parquet file could not be read, never the Java stack."""
+    """A Spark/py4j failure as one line: the first line of the JVM message, or its root cause
+    (the last `Caused by:`) where that line only says which py4j call failed; naming the file
+    when a Parquet file could not be read; never the Java stack."""
     text = str(exc).strip()
     head = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    causes = _CAUSED_BY.findall(text)
+    if causes and head.startswith("An error occurred while calling"):
+        head = causes[-1].strip()
     found = _PARQUET_FILE.search(text)
     if found:
         path = re.sub(r"^file:/*", "/", found.group(1))  # Spark says file:///abs/path

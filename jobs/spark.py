@@ -45,6 +45,10 @@ def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
     for k, v in {**defaults, **(cfg.spark.conf if cfg else {})}.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    # The job reports every failure itself, in one line; the JVM's own error log (a failed
+    # task's Java stack on stderr, in cron mail) only with --debug.
+    from jobs import console
+
+    spark.sparkContext.setLogLevel("ERROR" if console.settings.debug else "OFF")
     return spark
 
