@@ -51,7 +51,8 @@ class Secret(Strict):
         if self.env:
             value = os.environ.get(self.env)
             if not value:
-                raise ConfigError(f"{what}: environment variable {self.env} is not set")
+                state = "is empty" if value == "" else "is not set"
+                raise ConfigError(f"{what}: environment variable {self.env} {state}")
             return value.strip()
         if self.file:
             try:

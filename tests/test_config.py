@@ -62,6 +62,16 @@ def test_secrets_are_references_and_missing_ones_are_named(tmp_path):
     assert "s3cret" not in cfg.model_dump_json()
 
 
+def test_an_empty_secret_variable_is_called_empty_not_unset(monkeypatch):
+    cfg = load_config(environ={})
+    monkeypatch.setenv("TRADE_RECON_API_KEY", "")
+    with pytest.raises(ConfigError, match="environment variable TRADE_RECON_API_KEY is empty"):
+        cfg.api.api_key.read("api.api_key")
+    monkeypatch.delenv("TRADE_RECON_API_KEY")
+    with pytest.raises(ConfigError, match="environment variable TRADE_RECON_API_KEY is not set"):
+        cfg.api.api_key.read("api.api_key")
+
+
 @pytest.mark.parametrize("args, needle", [
     (["seed", "--day", "2026-02-30"], "2026-02-30"),
     (["seed", "--day", "2026-12-02", "--config", "/nonexistent.yaml"], "/nonexistent.yaml"),

@@ -77,7 +77,7 @@ def test_a_missing_api_key_is_named_and_alerted_on_the_config_key(tmp_path, tree
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "Traceback" not in p.stdout + p.stderr
     line = one_error_line(p)
-    assert f"api.api_key: environment variable {API_KEY_ENV} is not set" in line
+    assert f"api.api_key: environment variable {API_KEY_ENV} is empty" in line
     events = [e for e in pd.accepted() if e["dedup_key"] == config_key("faults", "trades")]
     assert [(e["event_action"], e["payload"]["severity"]) for e in events] == [("trigger", "error")]
     assert API_KEY_ENV in events[0]["payload"]["summary"]
@@ -88,4 +88,4 @@ def test_a_missing_routing_key_still_exits_3_naming_it(tmp_path, tree):
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "Traceback" not in p.stdout + p.stderr
     line = one_error_line(p)
-    assert f"alerts.routing_key: environment variable {ROUTING_KEY_ENV} is not set" in line
+    assert f"alerts.routing_key: environment variable {ROUTING_KEY_ENV} is empty" in line
