@@ -48,7 +48,8 @@ def requeue(
     seqs: Annotated[Optional[list[int]], typer.Argument(help="Sequence numbers; all dead events when none")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Put dead events back at the end of the queue (after fixing why PagerDuty rejected them)."""
+    """Put dead events back at the end of the queue (after fixing why PagerDuty rejected them).
+    Exit 3 when a sequence number named is not a dead event (the others are requeued)."""
     from jobs.alerts import requeue_dead
     from jobs.config import load_config
 
@@ -56,6 +57,10 @@ def requeue(
     for old, new in moved:
         typer.echo(f"requeued #{old} as #{new}")
     typer.echo(f"{len(moved)} requeued; `recon alerts flush` sends them now")
+    unknown = sorted(set(seqs or ()) - {old for old, _ in moved})
+    if unknown:
+        typer.echo(f"error: no dead event {', '.join(f'#{n}' for n in unknown)} in the outbox", err=True)
+        raise typer.Exit(3)
 
 
 def fake_pagerduty(

@@ -323,6 +323,9 @@ def test_cli_status_and_flush(tmp_path, pd):
     assert r.returncode == 0 and "delivered 3, still queued 0" in r.stdout
     assert keys(pd.accepted())[0] == ("trigger", DATA)
     assert KEY not in r.stdout + r.stderr
+    # Nothing is dead: a sequence number to requeue that names no dead event is a usage error.
+    r = _recon(tmp_path, pd.base_url, "requeue", "9999")
+    assert r.returncode == 3 and "0 requeued" in r.stdout and "no dead event #9999 in the outbox" in r.stderr
 
 
 def test_unwritable_outbox_still_sends_and_never_raises(tmp_path, pd, caplog):
