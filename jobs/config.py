@@ -268,16 +268,20 @@ def _set_path(tree: dict, keys: list[str], raw: str) -> None:
         node[keys[-1]] = raw
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
+def _format_errors(err: ValidationError, source: str, overrides: dict[tuple[str, ...], str]) -> str:
+    """One line naming every bad key; a key set by an environment variable names the variable."""
     lines = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(root)"
+        path = tuple(str(p) for p in e["loc"])
+        loc = ".".join(path) or "(root)"
+        var = next((name for keys, name in overrides.items() if path[: len(keys)] == keys), None)
+        origin = f" (from {var})" if var else ""
         if e["type"] == "extra_forbidden":
-            lines.append(f"unknown key '{loc}'")
+            lines.append(f"unknown key '{loc}'{origin}")
         else:
             got = e.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"'{loc}': {e['msg']}{shown}")
+            lines.append(f"'{loc}': {e['msg']}{shown}{origin}")
     return f"invalid configuration in {source}: " + "; ".join(lines)
 
 
@@ -296,15 +300,17 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {source} must be a mapping at the top level")
+    overrides: dict[tuple[str, ...], str] = {}
     for name, raw in sorted(environ.items()):
         if name.startswith(ENV_PREFIX):
             keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__") if k]
             if keys:
                 _set_path(tree, keys, raw)
+                overrides[tuple(keys)] = name
     try:
         return Config.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, str(source))) from None
+        raise ConfigError(_format_errors(e, str(source), overrides)) from None
 
 
 def parse_day(text: str) -> date:

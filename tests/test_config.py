@@ -36,7 +36,8 @@ def test_environment_overrides_file(tmp_path):
         ("alerts: {base_url: 'http://127.0.0.1:0'}\n", {}, "alerts.base_url"),
         ("store: {format: csv}\n", {}, "store.format"),
         ("api: [1, 2\n", {}, "not valid YAML at line 2"),
-        ("", {"TRADE_RECON__ALERTS__NOPE": "1"}, "alerts.nope"),
+        ("", {"TRADE_RECON__ALERTS__NOPE": "1"}, "unknown key 'alerts.nope' (from TRADE_RECON__ALERTS__NOPE)"),
+        ("", {"TRADE_RECON__API__PAGE_SIZE": "abc"}, "(got 'abc') (from TRADE_RECON__API__PAGE_SIZE)"),
         ("expectations: {price_limits: [{segment: X, effective_from: 2026-02-30, min: 1, max: 2}]}\n", {}, "effective_from"),
     ],
 )
