@@ -66,6 +66,32 @@ class Stop:
                 self._spark.sparkContext.cancelAllJobs()
 
 
+class Session:
+    """The backfill's one Spark session, started when the first day that must run needs it, so
+    a re-run whose days are all clean already starts none. Shared by the day threads."""
+
+    def __init__(self, cfg: Config, stop: Stop, spark=None) -> None:
+        self._cfg, self._stop, self._spark, self._own = cfg, stop, spark, spark is None
+        self._lock = threading.Lock()
+        if spark is not None:
+            stop.attach(spark)
+
+    def get(self):
+        with self._lock:
+            if self._spark is None:
+                from jobs.spark import spark_session
+
+                console.info("starting Spark")
+                self._spark = spark_session(self._cfg)
+                self._stop.attach(self._spark)
+            return self._spark
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own and self._spark is not None:
+                self._spark.stop()
+
+
 def day_range(first: date, last: date) -> list[date]:
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
@@ -82,7 +108,8 @@ def latest_is_clean(cfg: Config, name: str, day: date) -> bool:
     return bool(rows) and rows[0]["outcome"] == int(Outcome.CLEAN)
 
 
-def run_one_day(spark, cfg: Config, day: date, datasets: list[Dataset], force: bool, stop: Stop) -> list[Entry]:
+def run_one_day(session: Session, cfg: Config, day: date, datasets: list[Dataset], force: bool,
+                stop: Stop) -> list[Entry]:
     """Every dataset of one day. A day that started is finished (or abandoned) as a whole."""
     from jobs.lock import LockHeld, day_lock
     from jobs.run import new_run_id, publish, run_day
@@ -98,7 +125,7 @@ def run_one_day(spark, cfg: Config, day: date, datasets: list[Dataset], force: b
             continue
         try:
             with day_lock(cfg, ds.name, day, run_id):
-                result = run_day(spark, cfg, ds, day, run_id)
+                result = run_day(session.get(), cfg, ds, day, run_id)
                 if stop.abandon.is_set():
                     entries.append(Entry(day, ds.name, "abandoned", note="interrupted; nothing published"))
                     continue
@@ -127,21 +154,14 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     alerts.flush_outbox(cfg)
     check_secrets(cfg)
     stop = stop or Stop()
-    own = spark is None
     preload_expectations(cfg)
-    if own:
-        from jobs.spark import spark_session
-
-        console.info("starting Spark")
-        spark = spark_session(cfg)
-    stop.attach(spark)
+    session = Session(cfg, stop, spark)
     entries: list[Entry] = []
     try:
         with _sigint(stop):
-            entries = _run_days(spark, cfg, days, datasets, force, parallel_days, stop)
+            entries = _run_days(session, cfg, days, datasets, force, parallel_days, stop)
     finally:
-        if own:
-            spark.stop()
+        session.close()
     code = INTERRUPTED if stop.stopping.is_set() else max(
         (int(e.outcome) for e in entries if e.outcome is not None), default=int(Outcome.CLEAN))
     print_table(entries)
@@ -167,7 +187,7 @@ def recheck_days(cfg: Config, day: date, k: int, names: list[str], **kw) -> int:
     return backfill(cfg, day - timedelta(days=k), day, names, force=True, **kw)
 
 
-def _run_days(spark, cfg, days, datasets, force, parallel_days, stop: Stop) -> list[Entry]:
+def _run_days(session: Session, cfg, days, datasets, force, parallel_days, stop: Stop) -> list[Entry]:
     by_day: dict[date, list[Entry]] = {}
     pending = list(days)
     running: dict[Future, date] = {}
@@ -175,7 +195,7 @@ def _run_days(spark, cfg, days, datasets, force, parallel_days, stop: Stop) -> l
         while pending or running:
             while pending and len(running) < parallel_days and not stop.stopping.is_set():
                 day = pending.pop(0)
-                running[pool.submit(run_one_day, spark, cfg, day, datasets, force, stop)] = day
+                running[pool.submit(run_one_day, session, cfg, day, datasets, force, stop)] = day
             if stop.stopping.is_set():
                 for day in pending:
                     by_day[day] = [Entry(day, ds.name, "not run", note="interrupted") for ds in datasets]

@@ -88,6 +88,12 @@ def test_sigint_stops_cleanly_and_a_rerun_continues(setup):
     days = _days(cfg)
     assert all(v == ["clean"] for v in days.values()), days  # each day run exactly once over both runs
 
+    # Every day is clean now: a third run skips them all without starting Spark.
+    third = subprocess.run(cmd, cwd=setup.parent, env=_env(), capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr
+    assert "3 skipped" in third.stdout and "starting Spark" not in third.stderr
+    assert _days(cfg) == days
+
 
 def test_run_recheck_reruns_the_trailing_days(setup):
     cfg = load_config(setup)
