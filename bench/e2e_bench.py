@@ -249,8 +249,8 @@ def run(repeat: int = 1, big: bool = True) -> list[Row]:
                 runs.append(_run_job(cfg, TRADES_DAY, "trades", tmp, api.proc.pid))
                 stages.append(_stage_timings(tmp / "reports", "trades", TRADES_DAY))
             # The same run with the GX stage off: what the expectations add end to end.
-            no_gx = [_run_job(_config(tmp, store, api.base_url, gx=False), TRADES_DAY, "trades", tmp, api.proc.pid)
-                     for _ in range(repeat)]
+            cfg_no_gx = _config(tmp, store, api.base_url, gx=False)
+            no_gx = [_run_job(cfg_no_gx, TRADES_DAY, "trades", tmp, api.proc.pid) for _ in range(repeat)]
             e2e_s, floor_s = statistics.median(r.seconds for r in runs), statistics.median(floors)
             off_s = statistics.median(r.seconds for r in no_gx)
             driver_mb, jvm_mb = max(r.driver_mb for r in [cold, *runs]), max(r.jvm_mb for r in [cold, *runs])

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from reconcilers.contract import Dataset
 from expectations.suite import reads
 
+
 def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
