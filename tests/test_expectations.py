@@ -133,6 +133,19 @@ def test_duplicate_key_fails_on_the_api_side_only(spark):
     assert r.examples == [key, key]
 
 
+def test_a_key_with_a_null_part_is_not_nulls_finding_not_a_duplicate(spark):
+    store = seeded(spark, ORDERS, DAY)
+    # Two orders of one revision each (no gap left behind) lose their id: (null, 1) twice.
+    single = store.groupBy("order_id").count().where("count = 1").orderBy("order_id").limit(2)
+    ids = [r.order_id for r in single.collect()]
+    broken = set_where(store, F.col("order_id").isin(ids), "order_id", None)
+    results = run_suites(broken, faithful_api(store, ORDERS), ORDERS, DAY, CFG)
+
+    assert len(ids) == 2
+    assert failures(results) == {("store", "not_null.order_id")}
+    assert only(results, "store", "not_null.order_id").unexpected_count == 2
+
+
 def test_enum_value_out_of_set_fails_on_the_store_side_only(spark):
     store = seeded(spark, ORDERS, DAY)
     key = first_key(store, ORDERS)
