@@ -313,8 +313,9 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
         raise ConfigError(_format_errors(e, str(source), overrides)) from None
 
 
-def parse_day(text: str) -> date:
+def parse_day(text: str, what: str = "--day") -> date:
+    """A delivery day from the command line; `what` names the option or argument in the error."""
     try:
         return date.fromisoformat(text)
     except (TypeError, ValueError):
-        raise ConfigError(f"--day: {text!r} is not a calendar date (YYYY-MM-DD)") from None
+        raise ConfigError(f"{what}: {text!r} is not a calendar date (YYYY-MM-DD)") from None

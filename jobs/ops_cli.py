@@ -31,7 +31,7 @@ def backfill_cmd(
     from jobs.run import dataset_names
 
     cfg = load_config(config)
-    code = backfill(cfg, parse_day(from_), parse_day(to), dataset_names(cfg, dataset_.value),
+    code = backfill(cfg, parse_day(from_, "--from"), parse_day(to, "--to"), dataset_names(cfg, dataset_.value),
                     force=force, parallel_days=parallel_days)
     raise typer.Exit(code)
 

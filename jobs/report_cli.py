@@ -55,7 +55,7 @@ def show(
 
     cfg = load_config(config)
     _check_dataset(dataset)
-    d = parse_day(day)
+    d = parse_day(day, "DAY")
     datasets = [dataset] if dataset else list(cfg.datasets)
     shown = 0
     for ds in datasets:

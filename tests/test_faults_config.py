@@ -64,6 +64,17 @@ def test_an_impossible_day_on_the_command_line(tmp_path, tree):
     assert "--day: '2026-02-30' is not a calendar date" in line
 
 
+@pytest.mark.parametrize("args, named", [
+    (["backfill", "--from", "2026-12-01", "--to", "2026-12-32"], "--to: '2026-12-32'"),
+    (["backfill", "--from", "2026-13-01", "--to", "2026-12-02"], "--from: '2026-13-01'"),
+    (["report", "show", "2026-02-30"], "DAY: '2026-02-30'"),
+], ids=["backfill-to", "backfill-from", "report-show"])
+def test_an_impossible_day_is_named_by_its_option(tmp_path, tree, args, named):
+    path = write_config(tmp_path / "recon.yaml", tree)
+    line = one_error_line(recon([*args, "--config", str(path)], cwd=tmp_path, timeout=120))
+    assert f"{named} is not a calendar date" in line
+
+
 def test_an_impossible_date_in_the_config_is_named(tmp_path, tree):
     text = write_config(tmp_path / "base.yaml", tree).read_text()
     text += "expectations:\n  price_limits:\n    - {segment: CONTINUOUS, effective_from: 2026-02-30, min: -9999, max: 9999}\n"
