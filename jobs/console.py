@@ -301,7 +301,9 @@ def print_report_summary(doc: dict[str, Any], html_path=None) -> None:
     style = VERDICT_STYLE.get(doc["verdict"], "bold")
     parts: list[Any] = [Text(doc["summary"], style="bold")]
     rows = doc["rows"]
-    parts.append(Text(f"store rows {rows['store']:,} · API rows {rows['api']:,} · "
+    # hourly has one entry per hour of the day once the comparison has counted the rows.
+    counted = f"store rows {rows['store']:,} · API rows {rows['api']:,}" if doc["hourly"] else "rows not counted"
+    parts.append(Text(f"{counted} · "
                       f"API pages {doc['api_stats']['pages']:,}, retries {doc['api_stats']['retries']:,}, "
                       f"windows failed {doc['api_stats']['windows_failed']:,}"))
     cells = sorted(((n, k, f) for k, fs in doc["counts"].items() for f, n in fs.items() if n), key=lambda c: -c[0])

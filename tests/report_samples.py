@@ -87,8 +87,9 @@ def clean_result(run_id: str = "20261026T040000Z-c3d4", env: str = "test") -> Da
 
 
 def incomplete_result(run_id: str = "20261026T050000Z-e5f6", env: str = "test") -> DatasetResult:
+    # As a real run that stops in the replay: the comparison never counted the rows.
     return DatasetResult(
-        dataset="trades", day=DAY, env=env, run_id=run_id, outcome=Outcome.INCOMPLETE, store_rows=10_112,
+        dataset="trades", day=DAY, env=env, run_id=run_id, outcome=Outcome.INCOMPLETE,
         error="API window 2026-10-25T01:00Z..02:00Z failed after 6 attempts: HTTP 503 Service Unavailable",
         api_stats=ApiStats(windows=25, windows_failed=1, pages=90, records=5000, retries=6, bytes=4_000_000),
         timings_s={"store_read": 3.1, "api_read": 95.0},

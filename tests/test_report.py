@@ -106,6 +106,7 @@ def test_incomplete_run_says_it_is_not_a_data_verdict(cfg):
     assert "The job could not complete — this is not a data verdict." in html
     assert "HTTP 503 Service Unavailable" in html
     assert "1 of 25 windows could not be read" in html
+    assert "store rows not counted: the run stopped before the comparison" in html and "rows in the store" not in html
     # No data sections pretend to a verdict for an incomplete run.
     assert 'id="kinds"' not in html and 'id="hour-chart"' not in html
 

@@ -91,6 +91,17 @@ def test_print_summary_per_mode(cfg, capsys):
     assert d["event"] == "summary" and d["counts"]["null_dropped"]["buy_order_id"] == 700 and d["hours_with_gaps"] == 2
 
 
+def test_summary_of_a_run_that_stopped_before_the_comparison_counts_no_rows(cfg, capsys):
+    r = incomplete_result()
+    console.print_summary(r, write_report(r, cfg))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "rows not counted · API pages 90, retries 6, windows failed 1" in out and "store rows" not in out
+
+    done = findings_result()
+    console.print_summary(done, write_report(done, cfg))
+    assert f"store rows {done.store_rows:,} · API rows {done.api_rows:,}" in capsys.readouterr().out
+
+
 class Clock:
     def __init__(self):
         self.t = 100.0
