@@ -23,6 +23,7 @@ from typing import Any
 
 from jobs import console
 from jobs.config import Config, ConfigError
+from jobs.spark import LazySession
 from reconcilers.contract import Dataset, dataset
 from reconcilers.result import DatasetResult, Outcome
 
@@ -66,32 +67,6 @@ class Stop:
                 self._spark.sparkContext.cancelAllJobs()
 
 
-class Session:
-    """The backfill's one Spark session, started when the first day that must run needs it, so
-    a re-run whose days are all clean already starts none. Shared by the day threads."""
-
-    def __init__(self, cfg: Config, stop: Stop, spark=None) -> None:
-        self._cfg, self._stop, self._spark, self._own = cfg, stop, spark, spark is None
-        self._lock = threading.Lock()
-        if spark is not None:
-            stop.attach(spark)
-
-    def get(self):
-        with self._lock:
-            if self._spark is None:
-                from jobs.spark import spark_session
-
-                console.info("starting Spark")
-                self._spark = spark_session(self._cfg)
-                self._stop.attach(self._spark)
-            return self._spark
-
-    def close(self) -> None:
-        with self._lock:
-            if self._own and self._spark is not None:
-                self._spark.stop()
-
-
 def day_range(first: date, last: date) -> list[date]:
     if last < first:
         raise ConfigError(f"--to {last} is before --from {first}")
@@ -108,7 +83,7 @@ def latest_is_clean(cfg: Config, name: str, day: date) -> bool:
     return bool(rows) and rows[0]["outcome"] == int(Outcome.CLEAN)
 
 
-def run_one_day(session: Session, cfg: Config, day: date, datasets: list[Dataset], force: bool,
+def run_one_day(session: LazySession, cfg: Config, day: date, datasets: list[Dataset], force: bool,
                 stop: Stop) -> list[Entry]:
     """Every dataset of one day. A day that started is finished (or abandoned) as a whole."""
     from jobs.lock import LockHeld, day_lock
@@ -125,7 +100,7 @@ def run_one_day(session: Session, cfg: Config, day: date, datasets: list[Dataset
             continue
         try:
             with day_lock(cfg, ds.name, day, run_id):
-                result = run_day(session.get(), cfg, ds, day, run_id)
+                result = run_day(session.get, cfg, ds, day, run_id)
                 if stop.abandon.is_set():
                     entries.append(Entry(day, ds.name, "abandoned", note="interrupted; nothing published"))
                     continue
@@ -155,7 +130,7 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     check_secrets(cfg)
     stop = stop or Stop()
     preload_expectations(cfg)
-    session = Session(cfg, stop, spark)
+    session = LazySession(cfg, spark, on_start=stop.attach)
     entries: list[Entry] = []
     try:
         with _sigint(stop):
@@ -187,7 +162,7 @@ def recheck_days(cfg: Config, day: date, k: int, names: list[str], **kw) -> int:
     return backfill(cfg, day - timedelta(days=k), day, names, force=True, **kw)
 
 
-def _run_days(session: Session, cfg, days, datasets, force, parallel_days, stop: Stop) -> list[Entry]:
+def _run_days(session: LazySession, cfg, days, datasets, force, parallel_days, stop: Stop) -> list[Entry]:
     by_day: dict[date, list[Entry]] = {}
     pending = list(days)
     running: dict[Future, date] = {}

@@ -22,7 +22,7 @@ from typing import Iterator
 from jobs import console
 from jobs.config import Config, ConfigError
 from jobs.errors import IncompleteRun
-from jobs.replay import Replay, plan_windows, replay_api, tls_verify
+from jobs.replay import Replay, plan_windows, preflight_api, replay_api, tls_verify
 from jobs.store_reader import read_store
 from reconcilers.contract import Dataset, dataset
 from reconcilers.result import DatasetResult, Outcome
@@ -90,7 +90,9 @@ def spark_failure(ds: Dataset, exc: Exception) -> str:
 
 
 def run_day(spark, cfg: Config, ds: Dataset, day: date, run_id: str) -> DatasetResult:
-    """Reconcile one dataset for one delivery day."""
+    """Reconcile one dataset for one delivery day. `spark` is a session, or a function that
+    returns one: it is called only once the API has answered the preflight, so a down API
+    fails the run without Spark being started for it."""
     from expectations.runner import run_suites
     from reconcilers.compare import compare
 
@@ -100,11 +102,19 @@ def run_day(spark, cfg: Config, ds: Dataset, day: date, run_id: str) -> DatasetR
     replay: Replay | None = None
     t0 = time.perf_counter()
     try:
+        with _stage(timings, "api_preflight"):
+            probe, failed = preflight_api(cfg, ds, day)
+        if failed is not None:
+            result.api_stats = failed.stats
+            raise IncompleteRun(failed.error)
+        if callable(spark):
+            with _stage(timings, "spark_start"):  # ~0 once an earlier dataset started it
+                spark = spark()
         with _stage(timings, "store_read"):
             store_df = read_store(spark, cfg, ds, day)
         console.info(f"{ds.name} {day}: replaying the API ({result.metadata['api']['windows']} windows)")
         with _stage(timings, "api_replay"):
-            replay = replay_api(spark, cfg, ds, day)
+            replay = replay_api(spark, cfg, ds, day, probe)
         result.api_stats = replay.stats
         if not replay.complete:
             raise IncompleteRun(replay.error)
@@ -199,25 +209,21 @@ def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
         # On stderr too, like every other configuration error.
         return console.error(str(e), code=Outcome.CONFIG)
 
-    own = spark is None
-    preload_expectations(cfg)
-    if own:
-        from jobs.spark import spark_session
+    from jobs.spark import LazySession
 
-        console.info("starting Spark")
-        spark = spark_session(cfg)
+    preload_expectations(cfg)
+    session = LazySession(cfg, spark)
     try:
         for ds in datasets:
             try:
                 with day_lock(cfg, ds.name, day, run_id):
-                    finish(run_day(spark, cfg, ds, day, run_id))
+                    finish(run_day(session.get, cfg, ds, day, run_id))
             except LockHeld as e:
                 # Another run owns this day's report and incident: touch neither.
                 finish(DatasetResult(ds.name, day.isoformat(), cfg.env, run_id, outcome=Outcome.LOCKED,
                                      error=_one_line(e), started_at=_now(), finished_at=_now()), publish_it=False)
     finally:
-        if own:
-            spark.stop()
+        session.close()
     console.print_final(results, paths)
     return max(int(r.outcome) for r in results)
 

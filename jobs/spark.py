@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 from jobs.config import Config
@@ -54,3 +55,33 @@ def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
     spark.sparkContext.setLogLevel("ERROR" if console.settings.debug else "OFF")
     return spark
 
+
+
+class LazySession:
+    """A run's Spark session, started when the first dataset (or day) that gets past the API
+    preflight needs it: a run whose every dataset stops before that (a down API, days that are
+    clean already) starts none. Thread-safe for the backfill's day threads. A session handed in
+    (`spark`) is used as it is and never stopped here; `on_start` hears of the session either way."""
+
+    def __init__(self, cfg: Config, spark=None, on_start=None) -> None:
+        self._cfg, self._spark, self._own, self._on_start = cfg, spark, spark is None, on_start
+        self._lock = threading.Lock()
+        if spark is not None and on_start is not None:
+            on_start(spark)
+
+    def get(self):
+        with self._lock:
+            if self._spark is None:
+                from jobs import console
+
+                console.info("starting Spark")
+                self._spark = spark_session(self._cfg)
+                if self._on_start is not None:
+                    self._on_start(self._spark)
+            return self._spark
+
+    def close(self) -> None:
+        with self._lock:
+            if self._own and self._spark is not None:
+                self._spark.stop()
+                self._spark = None

@@ -141,6 +141,21 @@ def test_missing_api_key_is_a_config_outcome(spark, store, monkeypatch):
     assert r.outcome == Outcome.CONFIG and "RECON_FAULTS_KEY is not set" in r.error
 
 
+def test_spark_is_asked_for_only_once_the_api_answered_the_preflight(spark, store):
+    asked = []
+
+    def session():
+        asked.append(1)
+        return spark
+
+    down = run_day(session, config(store, "http://127.0.0.1:9"), TRADES, NORMAL, new_run_id())
+    assert down.outcome == Outcome.INCOMPLETE and "the API preflight request failed" in down.error
+    assert asked == [] and "store_read" not in down.timings_s and down.api_stats.windows_failed == 8
+    with serve(store) as srv:
+        up = run_day(session, config(store, srv.base_url), TRADES, NORMAL, new_run_id())
+    assert up.outcome == Outcome.CLEAN and up.store_rows == 300 and asked == [1]
+
+
 def test_store_file_corrupt_inside_is_incomplete_naming_the_file(spark, tmp_path):
     # The footer is intact, so only Spark's read of the data pages finds the damage.
     from jobs.seed import partition_dir
