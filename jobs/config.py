@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from datetime import date
 from pathlib import Path
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "conf" / "default.yaml"
 ENV_PREFIX = "TRADE_RECON__"
+
+log = logging.getLogger("trade_recon.config")
 
 
 class ConfigError(Exception):
@@ -300,6 +303,10 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {source} must be a mapping at the top level")
+    if not tree:
+        # Valid (every setting is its default), but a file named on purpose that says nothing is
+        # more often a truncated deploy or the wrong path than a choice.
+        log.warning("config file %s holds no settings: every setting is its default", source)
     overrides: dict[tuple[str, ...], str] = {}
     for name, raw in sorted(environ.items()):
         if name.startswith(ENV_PREFIX):

@@ -18,6 +18,15 @@ def test_default_config_loads():
     assert cfg.store.format == "parquet" and cfg.api.page_size == 2000
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n"], ids=["empty", "comments"])
+def test_a_config_file_with_no_settings_loads_the_defaults_with_a_warning(tmp_path, caplog, text):
+    path = write(tmp_path, text)
+    with caplog.at_level("WARNING", logger="trade_recon.config"):
+        cfg = load_config(path, environ={})
+    assert cfg.model_dump() == load_config(environ={}).model_dump()
+    assert [r.getMessage() for r in caplog.records] == [f"config file {path} holds no settings: every setting is its default"]
+
+
 def test_environment_overrides_file(tmp_path):
     cfg = load_config(write(tmp_path, "api: {page_size: 100}\n"), environ={"TRADE_RECON__API__PAGE_SIZE": "500",
                                                                           "TRADE_RECON__ALERTS__ENABLED": "false"})
