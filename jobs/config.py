@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from datetime import date
 from pathlib import Path
@@ -22,8 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "conf" / "default.yaml"
 ENV_PREFIX = "TRADE_RECON__"
-
-log = logging.getLogger("trade_recon.config")
 
 
 class ConfigError(Exception):
@@ -39,6 +36,13 @@ class Secret(Strict):
 
     env: str | None = None
     file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_reference(cls, data):
+        if not isinstance(data, (dict, Secret)):
+            raise ValueError("a secret is never written in the config: give {env: VARIABLE} or {file: PATH}")
+        return data
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -99,9 +103,15 @@ class Tls(Strict):
     ca_bundle: Path | None = None
 
 
-def _port(parts, url: str) -> None:
-    """A port that is not a number in 1..65535 is a configuration error, found before Spark starts
-    (else it surfaces as a failed run from inside the first Spark task)."""
+def _check_url(parts, url: str) -> None:
+    """What every service URL must not hold: a port that is not a number in 1..65535 (found
+    here, before Spark starts, not inside the first Spark task), and credentials, a query or a
+    fragment, which the job would copy into requests, reports, the ledger and alerts. The URL is
+    not echoed when it holds credentials."""
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials never go in the URL (user:password@): the secrets have their own keys")
+    if parts.query or parts.fragment:
+        raise ValueError(f"a base URL takes no query or fragment: {url!r}")
     try:
         port = parts.port
     except ValueError:
@@ -134,7 +144,7 @@ class Api(Strict):
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {v!r}")
-        _port(parts, v)
+        _check_url(parts, v)
         return v.rstrip("/")
 
 
@@ -177,7 +187,7 @@ class Alerts(Strict):
         # Plain http would carry the routing key in clear text, so only the local stand-in may use it.
         if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
             raise ValueError(f"must be https://, or http:// on a loopback host: {v!r}")
-        _port(parts, v)
+        _check_url(parts, v)
         return v.rstrip("/")
 
 
@@ -225,7 +235,7 @@ class Spark(Strict):
 
 class Config(Strict):
     env: str = Field("local", pattern=r"^[a-z0-9][a-z0-9-]*$")
-    datasets: list[Literal["trades", "orders"]] = ["trades", "orders"]
+    datasets: list[Literal["trades", "orders"]] = Field(["trades", "orders"], min_length=1)
     store: Store = Store()
     api: Api = Api()
     alerts: Alerts = Alerts()
@@ -241,6 +251,20 @@ class Config(Strict):
     def resolve(self, path: Path) -> Path:
         """Relative paths in config are relative to the working directory."""
         return path if path.is_absolute() else Path.cwd() / path
+
+
+def _secret_paths(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, f in model.model_fields.items():
+        t = f.annotation
+        if t is Secret:
+            out.append((*prefix, name))
+        elif isinstance(t, type) and issubclass(t, BaseModel):
+            out += _secret_paths(t, (*prefix, name))
+    return out
+
+
+_SECRET_PATHS = _secret_paths(Config)
 
 
 class _Loader(yaml.SafeLoader):
@@ -283,8 +307,12 @@ def _format_errors(err: ValidationError, source: str, overrides: dict[tuple[str,
             lines.append(f"unknown key '{loc}'{origin}")
         else:
             got = e.get("input")
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"'{loc}': {e['msg']}{shown}{origin}")
+            # What was given for a secret may be the secret itself; the job's own checks
+            # (value_error) say what they need to, and never echo a URL's credentials.
+            hidden = (isinstance(got, dict) or e["type"] == "value_error"
+                      or any(path[: len(sp)] == sp for sp in _SECRET_PATHS))
+            shown = "" if hidden else f" (got {got!r})"
+            lines.append(f"'{loc}': {e['msg'].removeprefix('Value error, ')}{shown}{origin}")
     return f"invalid configuration in {source}: " + "; ".join(lines)
 
 
@@ -292,9 +320,11 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
     environ = os.environ if environ is None else environ
     source = Path(path) if path else DEFAULT_CONFIG
     try:
-        text = source.read_text()
+        text = source.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config file {source}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {source} is not UTF-8 text (byte {e.start})") from None
     try:
         tree = _yaml(text) or {}
     except yaml.YAMLError as e:
@@ -303,10 +333,6 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
         raise ConfigError(f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {source} must be a mapping at the top level")
-    if not tree:
-        # Valid (every setting is its default), but a file named on purpose that says nothing is
-        # more often a truncated deploy or the wrong path than a choice.
-        log.warning("config file %s holds no settings: every setting is its default", source)
     overrides: dict[tuple[str, ...], str] = {}
     for name, raw in sorted(environ.items()):
         if name.startswith(ENV_PREFIX):
@@ -314,6 +340,10 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
             if keys:
                 _set_path(tree, keys, raw)
                 overrides[tuple(keys)] = name
+    if not tree:
+        # A file named on purpose that says nothing, with nothing set from the environment either,
+        # is a truncated deploy or the wrong path far more often than a choice.
+        raise ConfigError(f"config file {source} holds no settings (run without --config for the defaults)")
     try:
         return Config.model_validate(tree)
     except ValidationError as e:

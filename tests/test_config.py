@@ -19,12 +19,47 @@ def test_default_config_loads():
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n"], ids=["empty", "comments"])
-def test_a_config_file_with_no_settings_loads_the_defaults_with_a_warning(tmp_path, caplog, text):
+def test_a_config_file_with_no_settings_is_refused(tmp_path, text):
     path = write(tmp_path, text)
-    with caplog.at_level("WARNING", logger="trade_recon.config"):
-        cfg = load_config(path, environ={})
-    assert cfg.model_dump() == load_config(environ={}).model_dump()
-    assert [r.getMessage() for r in caplog.records] == [f"config file {path} holds no settings: every setting is its default"]
+    with pytest.raises(ConfigError, match=f"config file {path} holds no settings"):
+        load_config(path, environ={})
+
+
+def test_a_config_file_that_is_not_text_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match=f"config file {path} is not UTF-8 text"):
+        load_config(path, environ={})
+
+
+def test_no_datasets_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="'datasets': List should have at least 1 item"):
+        load_config(write(tmp_path, "datasets: []\n"), environ={})
+
+
+@pytest.mark.parametrize("text, env", [
+    ("api: {api_key: s3cr3t-literal-value}\n", {}),
+    ("", {"TRADE_RECON__API__API_KEY": "s3cr3t-literal-value"}),
+    ("alerts: {routing_key: s3cr3t-literal-value}\n", {}),
+    ("store: {jdbc: {password: s3cr3t-literal-value}}\n", {}),
+], ids=["api-key-yaml", "api-key-env", "routing-key", "jdbc-password"])
+def test_a_secret_written_as_a_value_is_refused_without_echoing_it(tmp_path, text, env):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text or "env: local\n"), environ=env)
+    assert "a secret is never written in the config: give {env: VARIABLE} or {file: PATH}" in str(e.value)
+    assert "s3cr3t" not in str(e.value)
+
+
+@pytest.mark.parametrize("url, says", [
+    ("http://user:pw-s3cr3t@127.0.0.1:8765", "credentials never go in the URL"),
+    ("http://127.0.0.1:8765/?apikey=q-s3cr3t", "a base URL takes no query or fragment"),
+    ("http://127.0.0.1:8765/#x", "a base URL takes no query or fragment"),
+])
+@pytest.mark.parametrize("section", ["api", "alerts"])
+def test_a_base_url_with_credentials_or_a_query_is_refused(tmp_path, url, says, section):
+    with pytest.raises(ConfigError, match=says) as e:
+        load_config(write(tmp_path, f"{section}: {{base_url: '{url}'}}\n"), environ={})
+    assert "pw-s3cr3t" not in str(e.value)
 
 
 def test_environment_overrides_file(tmp_path):
