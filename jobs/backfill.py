@@ -13,9 +13,7 @@ re-check of `recon run --recheck K` (the same loop over the K days before a day,
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -23,11 +21,11 @@ from typing import Any
 
 from jobs import console
 from jobs.config import Config, ConfigError
+from jobs.interrupt import INTERRUPTED, Stop, on_sigint
 from jobs.spark import LazySession
 from reconcilers.contract import Dataset, dataset
 from reconcilers.result import DatasetResult, Outcome
 
-INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 MAX_DAYS = 366
 
 
@@ -42,29 +40,6 @@ class Entry:
     result: DatasetResult | None = None
     paths: Any = None
     note: str = ""
-
-
-class Stop:
-    """Ctrl-C state, shared by the signal handler and the day threads."""
-
-    def __init__(self) -> None:
-        self.stopping = threading.Event()
-        self.abandon = threading.Event()
-        self._spark = None
-
-    def attach(self, spark) -> None:
-        self._spark = spark
-
-    def interrupt(self) -> None:
-        if not self.stopping.is_set():
-            self.stopping.set()
-            console.info("interrupted: no new day starts; the running days finish. Ctrl-C again to abandon them")
-            return
-        if not self.abandon.is_set():
-            self.abandon.set()
-            console.info("interrupted again: abandoning the running days (nothing of them is published)")
-            if self._spark is not None:
-                self._spark.sparkContext.cancelAllJobs()
 
 
 def day_range(first: date, last: date) -> list[date]:
@@ -133,7 +108,7 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     session = LazySession(cfg, spark, on_start=stop.attach)
     entries: list[Entry] = []
     try:
-        with _sigint(stop):
+        with on_sigint(stop):
             entries = _run_days(session, cfg, days, datasets, force, parallel_days, stop)
     finally:
         session.close()
@@ -187,22 +162,6 @@ def _run_days(session: LazySession, cfg, days, datasets, force, parallel_days, s
                     by_day[day] = [Entry(day, ds.name, Outcome.INCOMPLETE.verdict, Outcome.INCOMPLETE,
                                          note=f"{type(e).__name__}: {e}") for ds in datasets]
     return [e for day in sorted(by_day) for e in by_day[day]]
-
-
-class _sigint:
-    """SIGINT -> stop.interrupt() for the duration, when running in the main thread."""
-
-    def __init__(self, stop: Stop):
-        self.stop, self.previous = stop, None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, lambda *_: self.stop.interrupt())
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
 
 
 def print_table(entries: list[Entry]) -> None:

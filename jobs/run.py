@@ -209,22 +209,37 @@ def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
         # On stderr too, like every other configuration error.
         return console.error(str(e), code=Outcome.CONFIG)
 
+    from jobs.interrupt import INTERRUPTED, Stop, on_sigint
     from jobs.spark import LazySession
 
     preload_expectations(cfg)
-    session = LazySession(cfg, spark)
-    try:
-        for ds in datasets:
-            try:
-                with day_lock(cfg, ds.name, day, run_id):
-                    finish(run_day(session.get, cfg, ds, day, run_id))
-            except LockHeld as e:
-                # Another run owns this day's report and incident: touch neither.
-                finish(DatasetResult(ds.name, day.isoformat(), cfg.env, run_id, outcome=Outcome.LOCKED,
-                                     error=_one_line(e), started_at=_now(), finished_at=_now()), publish_it=False)
-    finally:
-        session.close()
-    console.print_final(results, paths)
+    stop = Stop("dataset")
+    with on_sigint(stop) as sigint:
+        # A SparkContext started in the main thread installs its own SIGINT handler: take it back.
+        session = LazySession(cfg, spark, on_start=lambda s: (stop.attach(s), sigint.install()))
+        try:
+            for ds in datasets:
+                if stop.stopping.is_set():
+                    console.info(f"{ds.name} {day}: not run (interrupted)")
+                    continue
+                try:
+                    with day_lock(cfg, ds.name, day, run_id):
+                        result = run_day(session.get, cfg, ds, day, run_id)
+                        if stop.abandon.is_set():
+                            console.info(f"{ds.name} {day}: abandoned; nothing published")
+                            continue
+                        finish(result)
+                except LockHeld as e:
+                    # Another run owns this day's report and incident: touch neither.
+                    finish(DatasetResult(ds.name, day.isoformat(), cfg.env, run_id, outcome=Outcome.LOCKED,
+                                         error=_one_line(e), started_at=_now(), finished_at=_now()),
+                           publish_it=False)
+        finally:
+            session.close()
+    if results:
+        console.print_final(results, paths)
+    if stop.stopping.is_set():
+        return INTERRUPTED
     return max(int(r.outcome) for r in results)
 
 

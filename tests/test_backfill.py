@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from api_server.testing import serve
-from jobs.backfill import Stop, backfill, day_range
+from jobs.backfill import backfill, day_range
+from jobs.interrupt import Stop
 from jobs.config import Config, ConfigError
 from jobs.ledger import history
 from jobs.seed import seed_day

@@ -110,3 +110,53 @@ def test_run_recheck_reruns_the_trailing_days(setup):
     assert [e["day"] for e in events if e["event"] == "backfill_day"] == [d.isoformat() for d in DAYS]
     after = {k: len(v) for k, v in _days(cfg, "orders").items()}
     assert all(after[d] == before[d] + 1 for d in after)
+
+
+def _run_and_interrupt(setup, signals: int):
+    """`recon run` for both datasets of a day, with `signals` Ctrl-Cs once the trades comparison
+    has started; returns (exit code, stdout, stderr)."""
+    import time
+
+    cmd = [RECON, "run", "--day", "2026-10-24", "--dataset", "all", "--no-alert", "-c", str(setup)]
+    proc = subprocess.Popen(cmd, cwd=setup.parent, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith("trades 2026-10-24:") and "comparing" in line:
+                for _ in range(signals):
+                    proc.send_signal(signal.SIGINT)
+                    time.sleep(0.3)
+                break
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, "".join(seen) + err
+
+
+def test_ctrl_c_in_a_run_finishes_the_running_dataset_and_starts_no_other(setup):
+    cfg = load_config(setup)
+    before = {n: len(_days(cfg, n)["2026-10-24"]) for n in ("trades", "orders")}
+    code, out, err = _run_and_interrupt(setup, 1)
+    assert code == 130, err
+    assert "no new dataset starts" in err and "orders 2026-10-24: not run (interrupted)" in err
+    assert "Traceback" not in err and "Py4J" not in err
+    assert len(_days(cfg, "trades")["2026-10-24"]) == before["trades"] + 1  # finished and published
+    assert len(_days(cfg, "orders")["2026-10-24"]) == before["orders"]  # never started
+    assert read_holder(lock_path(cfg, "trades", DAYS[0])) is None
+
+
+def test_ctrl_c_twice_in_a_run_abandons_it_and_publishes_nothing(setup):
+    cfg = load_config(setup)
+    reports = Path(cfg.report.dir) / "test" / "trades" / "2026-10-24"
+    before_reports = sorted(reports.glob("*/report.json")) if reports.exists() else []
+    before = {n: len(_days(cfg, n)["2026-10-24"]) for n in ("trades", "orders")}
+    code, out, err = _run_and_interrupt(setup, 2)
+    assert code == 130, err
+    assert "abandoning what is running" in err and "trades 2026-10-24: abandoned; nothing published" in err
+    assert "Traceback" not in err and "Py4J" not in err
+    assert {n: len(_days(cfg, n)["2026-10-24"]) for n in ("trades", "orders")} == before
+    assert sorted(reports.glob("*/report.json")) == before_reports
+    assert read_holder(lock_path(cfg, "trades", DAYS[0])) is None
