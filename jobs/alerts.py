@@ -100,10 +100,20 @@ def _routing_key(cfg: Config) -> str:
     return key
 
 
+# An Events API v2 integration (routing) key is 32 characters; PagerDuty refuses any other
+# with a 400, which would make every event of the run a dead letter that pages no one.
+ROUTING_KEY_LENGTH = 32
+
+
 def preflight(cfg: Config) -> None:
-    """For the job's start: a ConfigError (exit 3) when alerts are on but the routing key is unreadable."""
+    """For the job's start: a ConfigError (exit 3) when alerts are on but the routing key is
+    unreadable, or cannot be one (not 32 characters; the key itself is never shown)."""
     if cfg.alerts.enabled:
-        _routing_key(cfg)
+        key = _routing_key(cfg)
+        if len(key) != ROUTING_KEY_LENGTH:
+            source = cfg.alerts.routing_key.env or cfg.alerts.routing_key.file
+            raise ConfigError(f"{_WHAT}: the key from {source} has {len(key)} characters; a PagerDuty "
+                              f"Events API v2 integration key has {ROUTING_KEY_LENGTH}")
 
 
 # ---------------------------------------------------------------- the client

@@ -295,6 +295,14 @@ def test_missing_routing_key_keeps_events_queued_and_preflight_says_so(cfg, pd, 
     assert flush_outbox(cfg).sent == 3
 
 
+def test_a_routing_key_of_the_wrong_length_fails_the_preflight_without_showing_it(cfg, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "shortRKs3cr3t")
+    with pytest.raises(ConfigError) as e:
+        preflight(cfg)
+    assert str(e.value) == (f"alerts.routing_key: the key from {KEY_ENV} has 13 characters; "
+                            "a PagerDuty Events API v2 integration key has 32")
+
+
 def test_plain_http_is_refused_off_loopback(tmp_path):
     with pytest.raises(ConfigError, match="alerts.base_url"):
         make_cfg(tmp_path, "http://events.pagerduty.com")
