@@ -61,13 +61,14 @@ def configure(*, quiet: bool = False, log_format: LogFormat = "text", debug: boo
     root.addHandler(_log_handler)
     root.setLevel(logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO)
     for name in CHATTY:
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+        logging.getLogger(name).setLevel(logging.INFO if debug else logging.WARNING)
 
 
 # Chatty libraries: py4j logs every gateway call, Great Expectations its internals, httpx2 (under
 # the pagerduty client) every request, at INFO; the in-process API of `recon demo` every access.
 # Their loggers are set to WARNING, and the handler drops their INFO too: some modules set their
-# own logger's level when imported, after configure() ran.
+# own logger's level when imported, after configure() ran. With --debug they log INFO: their
+# DEBUG is one line per gateway call and registry entry (60,000 lines for one small run).
 CHATTY = ("py4j", "great_expectations", "httpx2", "httpx", "api_server.access", "uvicorn.error")
 
 

@@ -164,6 +164,18 @@ def test_errors_are_one_line_plus_a_hint(capsys):
     assert err.startswith("Traceback (most recent call last):") and err.endswith("error: KeyError: 'missing'\n")
 
 
+def test_debug_shows_the_jobs_own_debug_lines_but_not_each_gateway_call(capsys):
+    import logging
+
+    console.configure(debug=True)
+    logging.getLogger("trade_recon.run").debug("our own detail")
+    logging.getLogger("py4j.clientserver").debug("Command to send: c\no0\ncount")
+    logging.getLogger("py4j.clientserver").info("Closing down clientserver connection")
+    err = capsys.readouterr().err
+    assert "our own detail" in err and "Closing down clientserver connection" in err
+    assert "Command to send" not in err
+
+
 def test_unexpected_failure_through_the_cli(cfg, env, tmp_path):
     path = ledger_path(cfg)
     path.parent.mkdir(parents=True)
