@@ -23,7 +23,7 @@ from jobs import console
 from jobs.config import Config, ConfigError
 from jobs.errors import IncompleteRun
 from jobs.replay import Replay, plan_windows, preflight_api, replay_api, tls_verify
-from jobs.store_reader import read_store
+from jobs.store_reader import check_store, read_store
 from reconcilers.contract import Dataset, dataset
 from reconcilers.result import DatasetResult, Outcome
 
@@ -91,8 +91,9 @@ def spark_failure(ds: Dataset, exc: Exception) -> str:
 
 def run_day(spark, cfg: Config, ds: Dataset, day: date, run_id: str) -> DatasetResult:
     """Reconcile one dataset for one delivery day. `spark` is a session, or a function that
-    returns one: it is called only once the API has answered the preflight, so a down API
-    fails the run without Spark being started for it."""
+    returns one: it is called only once the API has answered the preflight and the store's
+    partition has passed its checks, so a down API or a missing partition fails the run without
+    Spark being started for it."""
     from expectations.runner import run_suites
     from reconcilers.compare import compare
 
@@ -107,6 +108,7 @@ def run_day(spark, cfg: Config, ds: Dataset, day: date, run_id: str) -> DatasetR
         if failed is not None:
             result.api_stats = failed.stats
             raise IncompleteRun(failed.error)
+        check_store(cfg, ds, day)
         if callable(spark):
             with _stage(timings, "spark_start"):  # ~0 once an earlier dataset started it
                 spark = spark()

@@ -56,11 +56,21 @@ def check_partition(part: Path, ds: Dataset) -> int:
     return rows
 
 
+def check_store(cfg: Config, ds: Dataset, day: date) -> Path | None:
+    """What can be checked without Spark: a Parquet store's partition, every file's footer and
+    the empty-day rule, so that a missing partition or a broken file ends the run before Spark
+    is started for it. Returns the partition (None for JDBC, which needs Spark to connect)."""
+    if cfg.store.format != "parquet":
+        return None
+    part = partition_dir(cfg.resolve(cfg.store.path), ds, day)
+    _check_empty(cfg, ds, day, check_partition(part, ds), str(part))
+    return part
+
+
 def _read_parquet(spark: SparkSession, cfg: Config, ds: Dataset, day: date) -> DataFrame:
+    # Checked again here, whoever calls: the files may have changed since.
+    part = check_store(cfg, ds, day)
     root = cfg.resolve(cfg.store.path)
-    part = partition_dir(root, ds, day)
-    rows = check_partition(part, ds)
-    _check_empty(cfg, ds, day, rows, str(part))
     return (
         spark.read.schema(store_schema(ds))
         .option("basePath", str(root / ds.name))

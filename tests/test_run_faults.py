@@ -141,7 +141,7 @@ def test_missing_api_key_is_a_config_outcome(spark, store, monkeypatch):
     assert r.outcome == Outcome.CONFIG and "RECON_FAULTS_KEY is not set" in r.error
 
 
-def test_spark_is_asked_for_only_once_the_api_answered_the_preflight(spark, store):
+def test_spark_is_asked_for_only_once_the_api_and_the_store_partition_passed_their_checks(spark, store):
     asked = []
 
     def session():
@@ -152,6 +152,9 @@ def test_spark_is_asked_for_only_once_the_api_answered_the_preflight(spark, stor
     assert down.outcome == Outcome.INCOMPLETE and "the API preflight request failed" in down.error
     assert asked == [] and "store_read" not in down.timings_s and down.api_stats.windows_failed == 8
     with serve(store) as srv:
+        never_seeded = date(2026, 1, 1)
+        unseeded = run_day(session, config(store, srv.base_url), TRADES, never_seeded, new_run_id())
+        assert unseeded.outcome == Outcome.INCOMPLETE and unseeded.error.endswith("does not exist") and asked == []
         up = run_day(session, config(store, srv.base_url), TRADES, NORMAL, new_run_id())
     assert up.outcome == Outcome.CLEAN and up.store_rows == 300 and asked == [1]
 
