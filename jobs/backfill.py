@@ -21,7 +21,7 @@ from typing import Any
 
 from jobs import console
 from jobs.config import Config, ConfigError
-from jobs.interrupt import INTERRUPTED, Stop, on_sigint
+from jobs.interrupt import INTERRUPTED, Stop, handle_signals
 from jobs.spark import LazySession
 from reconcilers.contract import Dataset, dataset
 from reconcilers.result import DatasetResult, Outcome
@@ -108,7 +108,7 @@ def backfill(cfg: Config, first: date, last: date, names: list[str], *, force: b
     session = LazySession(cfg, spark, on_start=stop.attach)
     entries: list[Entry] = []
     try:
-        with on_sigint(stop):
+        with handle_signals(stop):
             entries = _run_days(session, cfg, days, datasets, force, parallel_days, stop)
     finally:
         session.close()

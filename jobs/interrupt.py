@@ -1,9 +1,13 @@
 """Ctrl-C (SIGINT) for `recon run` and `recon backfill`: once, start nothing new and let what
 runs finish and publish; twice, abandon what runs (its Spark jobs are cancelled and nothing of it
-is published). Either way the command exits 130."""
+is published). Either way the command exits 130.
+
+SIGTERM (a scheduler's timeout, systemd) still ends the process at once, as the signal does by
+default, but first removes the spools of the running replays: the API data fetched so far."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -41,19 +45,29 @@ class Stop:
                                  daemon=True).start()
 
 
-class on_sigint:
-    """SIGINT -> stop.interrupt() for the duration, when running in the main thread. `install()`
-    takes the signal back after a SparkContext started in this thread put in its own handler
-    (which raises KeyboardInterrupt in the middle of whatever runs)."""
+def _terminate(signum, frame) -> None:
+    from jobs.replay import remove_live_spools
+
+    remove_live_spools()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+class handle_signals:
+    """SIGINT -> stop.interrupt(), and SIGTERM -> remove the live spools and end, for the duration,
+    when running in the main thread. `install()` takes SIGINT back after a SparkContext started in
+    this thread put in its own handler (which raises KeyboardInterrupt in the middle of whatever
+    runs)."""
 
     def __init__(self, stop: Stop):
-        self.stop, self.previous = stop, None
+        self.stop, self.previous, self.previous_term = stop, None, None
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, lambda *_: self.stop.interrupt())
+            term = signal.signal(signal.SIGTERM, _terminate)
             if self.previous is None:
-                self.previous = previous
+                self.previous, self.previous_term = previous, term
 
     def __enter__(self):
         self.install()
@@ -62,3 +76,4 @@ class on_sigint:
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+            signal.signal(signal.SIGTERM, self.previous_term)

@@ -158,7 +158,7 @@ class Replay:
 
     def release(self) -> None:
         if self.spool is not None:
-            shutil.rmtree(self.spool, ignore_errors=True)
+            remove_spool(self.spool)
             self.spool = None
 
 
@@ -167,11 +167,27 @@ SPOOL_PREFIX = "recon-replay-"
 STALE_SPOOL_S = 24 * 3600
 
 
+# The spools of this process's running replays, for `remove_live_spools` (SIGTERM).
+_LIVE: set[Path] = set()
+
+
+def remove_spool(spool: Path) -> None:
+    shutil.rmtree(spool, ignore_errors=True)
+    _LIVE.discard(spool)
+
+
+def remove_live_spools() -> None:
+    """Every spool of this process still in use: what a terminated run must not leave behind."""
+    for spool in list(_LIVE):
+        remove_spool(spool)
+
+
 def new_spool(cfg: Config, ds: Dataset, day: date) -> Path:
     base = cfg.resolve(cfg.api.spool_dir) if cfg.api.spool_dir else Path(tempfile.gettempdir())
     try:
         base.mkdir(parents=True, exist_ok=True)
         spool = Path(tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{ds.name}-{day}-", dir=base))
+        _LIVE.add(spool)
     except OSError as e:
         raise ConfigError(f"'api.spool_dir': cannot create a spool directory in {base}: {e.strerror}") from None
     for old in base.glob(f"{SPOOL_PREFIX}*"):
@@ -257,7 +273,7 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date, probe: 
             status = [r.asDict() for r in plan.mapInArrow(_fetch_windows(settings, api_key, ds.name, str(spool)),
                                                           STATUS_TYPE).collect()]
     except BaseException:
-        shutil.rmtree(spool, ignore_errors=True)
+        remove_spool(spool)
         raise
 
     by_window = {s["window"]: s for s in status}
@@ -274,6 +290,6 @@ def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date, probe: 
             stats.windows_failed += 1
             failures.append(s["error"])
     if failures:
-        shutil.rmtree(spool, ignore_errors=True)
+        remove_spool(spool)
         return Replay(None, stats, failures)
     return Replay(spark.read.schema(api_schema(ds)).parquet(str(spool)), stats, [], spool)

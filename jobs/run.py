@@ -211,14 +211,14 @@ def run(cfg: Config, day: date, names: list[str], *, spark=None) -> int:
         # On stderr too, like every other configuration error.
         return console.error(str(e), code=Outcome.CONFIG)
 
-    from jobs.interrupt import INTERRUPTED, Stop, on_sigint
+    from jobs.interrupt import INTERRUPTED, Stop, handle_signals
     from jobs.spark import LazySession
 
     preload_expectations(cfg)
     stop = Stop("dataset")
-    with on_sigint(stop) as sigint:
+    with handle_signals(stop) as signals:
         # A SparkContext started in the main thread installs its own SIGINT handler: take it back.
-        session = LazySession(cfg, spark, on_start=lambda s: (stop.attach(s), sigint.install()))
+        session = LazySession(cfg, spark, on_start=lambda s: (stop.attach(s), signals.install()))
         try:
             for ds in datasets:
                 if stop.stopping.is_set():

@@ -160,3 +160,28 @@ def test_ctrl_c_twice_in_a_run_abandons_it_and_publishes_nothing(setup):
     assert {n: len(_days(cfg, n)["2026-10-24"]) for n in ("trades", "orders")} == before
     assert sorted(reports.glob("*/report.json")) == before_reports
     assert read_holder(lock_path(cfg, "trades", DAYS[0])) is None
+
+
+def test_sigterm_mid_run_leaves_no_spool_behind(setup, tmp_path):
+    import time
+
+    spools = tmp_path / "spools"
+    cfg_file = tmp_path / "recon.yaml"
+    tree = yaml.safe_load(setup.read_text())
+    tree["api"]["spool_dir"] = str(spools)
+    cfg_file.write_text(yaml.safe_dump(tree))
+    proc = subprocess.Popen([RECON, "run", "--day", "2026-10-25", "--dataset", "orders", "--no-alert", "-c",
+                             str(cfg_file)], cwd=setup.parent, env=_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(spools.glob("recon-replay-*")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert list(spools.glob("recon-replay-*")), "the replay never started"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM  # ended by the signal, as without the handler
+    assert list(spools.iterdir()) == []
