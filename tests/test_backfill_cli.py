@@ -53,24 +53,34 @@ def _days(cfg, name="trades") -> dict[str, list[str]]:
     return {d.isoformat(): [r["verdict"] for r in history(cfg, dataset=name, day=d.isoformat())] for d in DAYS}
 
 
-def test_sigint_stops_cleanly_and_a_rerun_continues(setup):
-    cfg = load_config(setup)
-    cmd = [RECON, "backfill", "--from", "2026-10-24", "--to", "2026-10-26", "--dataset", "trades", "-c", str(setup)]
+def _interrupt(setup, cmd: list[str], when, signals: int) -> tuple[int, str, str]:
+    """Runs `cmd`, sends `signals` SIGINTs (0.3 s apart) at the first stderr line that `when`
+    accepts; returns (exit code, stdout, stderr)."""
+    import time
+
     proc = subprocess.Popen(cmd, cwd=setup.parent, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     seen = []
     try:
         for line in proc.stderr:
             seen.append(line)
-            if "trades 2026-10-24: clean" in line:
-                proc.send_signal(signal.SIGINT)
+            if when(line):
+                for _ in range(signals):
+                    proc.send_signal(signal.SIGINT)
+                    time.sleep(0.3)
                 break
         out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
-    err = "".join(seen) + err
-    assert proc.returncode == 130, err
+    return proc.returncode, out, "".join(seen) + err
+
+
+def test_sigint_stops_cleanly_and_a_rerun_continues(setup):
+    cfg = load_config(setup)
+    cmd = [RECON, "backfill", "--from", "2026-10-24", "--to", "2026-10-26", "--dataset", "trades", "-c", str(setup)]
+    code, out, err = _interrupt(setup, cmd, lambda line: "trades 2026-10-24: clean" in line, 1)
+    assert code == 130, err
     assert "no new day starts" in err
     assert "not run" in out and "exit 130" in out
     days = _days(cfg)
@@ -114,26 +124,9 @@ def test_run_recheck_reruns_the_trailing_days(setup):
 
 def _run_and_interrupt(setup, signals: int):
     """`recon run` for both datasets of a day, with `signals` Ctrl-Cs once the trades comparison
-    has started; returns (exit code, stdout, stderr)."""
-    import time
-
+    has started."""
     cmd = [RECON, "run", "--day", "2026-10-24", "--dataset", "all", "--no-alert", "-c", str(setup)]
-    proc = subprocess.Popen(cmd, cwd=setup.parent, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    seen = []
-    try:
-        for line in proc.stderr:
-            seen.append(line)
-            if line.startswith("trades 2026-10-24:") and "comparing" in line:
-                for _ in range(signals):
-                    proc.send_signal(signal.SIGINT)
-                    time.sleep(0.3)
-                break
-        out, err = proc.communicate(timeout=600)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, out, "".join(seen) + err
+    return _interrupt(setup, cmd, lambda line: line.startswith("trades 2026-10-24:") and "comparing" in line, signals)
 
 
 def test_ctrl_c_in_a_run_finishes_the_running_dataset_and_starts_no_other(setup):
