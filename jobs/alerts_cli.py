@@ -56,8 +56,9 @@ def requeue(
     moved = requeue_dead(load_config(config), seqs or None)
     for old, new in moved:
         typer.echo(f"requeued #{old} as #{new}")
-    typer.echo(f"{len(moved)} requeued; `recon alerts flush` sends them now")
     unknown = sorted(set(seqs or ()) - {old for old, _ in moved})
+    if moved or not unknown:
+        typer.echo(f"{len(moved)} requeued; `recon alerts flush` sends them now")
     if unknown:
         typer.echo(f"error: no dead event {', '.join(f'#{n}' for n in unknown)} in the outbox", err=True)
         raise typer.Exit(3)

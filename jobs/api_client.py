@@ -19,6 +19,7 @@ the client cannot tell apart is a page holding exactly the previous page's recor
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -148,12 +149,17 @@ def _problem(resp: requests.Response) -> str:
     return text
 
 
+_WRAPPER = re.compile(r"^(?:<[^>]*>|\w+\([^)]*\)): ")
+
+
 def _short(exc: Exception) -> str:
     # requests wraps urllib3 errors several levels deep; the innermost says what happened.
     inner = exc
     while inner.__context__ is not None and inner.__context__ is not inner:
         inner = inner.__context__
-    reason = str(inner).split(": ", 1)[-1] if str(inner) else type(inner).__name__
+    # Drop a wrapper's own prefix ("<…Connection object at 0x…>: ", "HTTPConnectionPool(…): "),
+    # never the reason's ("[SSL: WRONG_VERSION_NUMBER] wrong version number").
+    reason = _WRAPPER.sub("", str(inner)) if str(inner) else type(inner).__name__
     return f"{type(exc).__name__}: {reason}"[:200]
 
 

@@ -202,6 +202,12 @@ def test_connection_refused():
     assert "last good cursor none (first page)" in err and st.retries == 3
 
 
+def test_https_against_a_plain_http_api_keeps_the_whole_tls_reason():
+    with serve({"trades": RECORDS}, api_key=KEY) as api:
+        _, _, err = read(api.base_url.replace("http://", "https://"), verify=False)
+    assert "TLS failed: SSLError: [SSL: WRONG_VERSION_NUMBER] wrong version number" in err
+
+
 def test_wrong_content_type_and_bad_envelope():
     def fault(req):
         if req.n == 1:
