@@ -234,34 +234,42 @@ def show_progress(spool: Path, label: str, windows: int, probe: WindowStatus) ->
             poll()
 
 
-def preflight_api(cfg: Config, ds: Dataset, day: date) -> tuple[WindowStatus, Replay | None]:
+@dataclass
+class Preflight:
+    """What the preflight leaves the replay: the client settings (the run budget counts from the
+    preflight on), the key and the windows, the probe's retries and bytes and, when the API did not
+    answer usably, the failed Replay that says why."""
+
+    settings: ClientSettings
+    api_key: str = field(repr=False)  # a secret: never in a repr, a log line or a traceback
+    windows: list[Window]
+    probe: WindowStatus
+    failed: Replay | None = None
+
+
+def preflight_api(cfg: Config, ds: Dataset, day: date) -> Preflight:
     """The one small request the driver makes before any Spark work (`api_client.preflight`):
     a down API, a rejected key or a TLS problem ends the dataset's run before Spark is even
-    started. Returns the probe (its retries and bytes count in the run's statistics) and, when
-    the API did not answer usably, the failed Replay that says why."""
+    started."""
     api_key = cfg.api.api_key.read("api.api_key")
     windows = plan_windows(day, cfg.api.window_minutes)
-    settings = client_settings(cfg, ds, time.time(), tls_verify(cfg, warn=False))
+    settings = client_settings(cfg, ds, time.time(), tls_verify(cfg))
     probe = WindowStatus(windows[0].index, windows[0].start, windows[0].end)
     try:
         preflight(settings, api_key, windows[0], ds.name, probe)
     except WindowFailed as e:
         stats = ApiStats(windows=len(windows), windows_failed=len(windows), retries=probe.retries, bytes=probe.bytes)
-        return probe, Replay(None, stats, [str(e).replace(api_key, "***")])
-    return probe, None
+        return Preflight(settings, api_key, windows, probe, Replay(None, stats, [str(e).replace(api_key, "***")]))
+    return Preflight(settings, api_key, windows, probe)
 
 
-def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date, probe: WindowStatus | None = None) -> Replay:
-    """Every window of the day, in Spark tasks. `probe` is a preflight that already passed;
-    without one, the preflight runs first."""
-    if probe is None:
-        probe, failed = preflight_api(cfg, ds, day)
-        if failed is not None:
-            return failed
-    api_key = cfg.api.api_key.read("api.api_key")
-    verify = tls_verify(cfg)
-    windows = plan_windows(day, cfg.api.window_minutes)
-    settings = client_settings(cfg, ds, time.time(), verify)
+def replay_api(spark: SparkSession, cfg: Config, ds: Dataset, day: date, checked: Preflight | None = None) -> Replay:
+    """Every window of the day, in Spark tasks, after the preflight: `checked`, one that already
+    passed, or else it runs first."""
+    pre = checked or preflight_api(cfg, ds, day)
+    if pre.failed is not None:
+        return pre.failed
+    settings, api_key, windows, probe = pre.settings, pre.api_key, pre.windows, pre.probe
     stats = ApiStats(windows=len(windows), retries=probe.retries, bytes=probe.bytes)
 
     spool = new_spool(cfg, ds, day)

@@ -104,10 +104,10 @@ def run_day(spark, cfg: Config, ds: Dataset, day: date, run_id: str) -> DatasetR
     t0 = time.perf_counter()
     try:
         with _stage(timings, "api_preflight"):
-            probe, failed = preflight_api(cfg, ds, day)
-        if failed is not None:
-            result.api_stats = failed.stats
-            raise IncompleteRun(failed.error)
+            checked = preflight_api(cfg, ds, day)
+        if checked.failed is not None:
+            result.api_stats = checked.failed.stats
+            raise IncompleteRun(checked.failed.error)
         check_store(cfg, ds, day)
         if callable(spark):
             with _stage(timings, "spark_start"):  # ~0 once an earlier dataset started it
@@ -116,7 +116,7 @@ def run_day(spark, cfg: Config, ds: Dataset, day: date, run_id: str) -> DatasetR
             store_df = read_store(spark, cfg, ds, day)
         console.info(f"{ds.name} {day}: replaying the API ({result.metadata['api']['windows']} windows)")
         with _stage(timings, "api_replay"):
-            replay = replay_api(spark, cfg, ds, day, probe)
+            replay = replay_api(spark, cfg, ds, day, checked)
         result.api_stats = replay.stats
         if not replay.complete:
             raise IncompleteRun(replay.error)
