@@ -119,6 +119,7 @@ def _check_url(parts, url: str) -> None:
     if port == 0:
         raise ValueError(f"the port of {url!r} is not a number from 1 to 65535")
 
+
 class Api(Strict):
     base_url: str = "http://127.0.0.1:8765"
     api_key: Secret = Secret(env="TRADE_RECON_API_KEY")

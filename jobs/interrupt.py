@@ -37,7 +37,7 @@ class Stop:
             return
         if not self.abandon.is_set():
             self.abandon.set()
-            console.info(f"interrupted again: abandoning what is running (nothing of it is published)")
+            console.info("interrupted again: abandoning what is running (nothing of it is published)")
             if self._spark is not None:
                 # From another thread: the handler may run while the main thread is inside a py4j
                 # call, and a second call on that thread's connection would be a reentrant one.

@@ -56,11 +56,10 @@ def spark_session(cfg: Config | None = None, app_name: str = "trade-recon"):
     return spark
 
 
-
 class LazySession:
-    """A run's Spark session, started when the first dataset (or day) that gets past the API
-    preflight needs it: a run whose every dataset stops before that (a down API, days that are
-    clean already) starts none. Thread-safe for the backfill's day threads. A session handed in
+    """A run's Spark session, started when the first dataset (or day) that gets past the checks
+    that need no Spark (the API preflight, the store partition) needs it: a run whose every
+    dataset stops before that (a down API, days that are clean already) starts none. Thread-safe for the backfill's day threads. A session handed in
     (`spark`) is used as it is and never stopped here; `on_start` hears of the session either way."""
 
     def __init__(self, cfg: Config, spark=None, on_start=None) -> None:
