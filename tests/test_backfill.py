@@ -134,18 +134,22 @@ def test_a_day_locked_by_another_process_is_reported_locked_and_not_touched(spar
 def test_abandon_mid_day_publishes_nothing_and_releases_locks(spark, store, tmp_path, monkeypatch, capsys):
     import threading
 
-    import jobs.run
+    import reconcilers.compare
     from jobs.lock import day_lock
 
     stop = Stop()
-    real_run_day = jobs.run.run_day
+    real_compare = reconcilers.compare.compare
 
-    def run_day_interrupted(*args, **kwargs):
-        # Ctrl-C twice while the day's Spark jobs run.
-        threading.Timer(1.0, lambda: (stop.interrupt(), stop.interrupt())).start()
-        return real_run_day(*args, **kwargs)
+    def compare_interrupted(*args, **kwargs):
+        # Ctrl-C twice in the middle of the day (store read, API replayed), from another thread
+        # as a signal would come, before its comparison's Spark jobs are cancelled under it. (A
+        # timer started with the day raced a day that ends in under its second.)
+        t = threading.Thread(target=lambda: (stop.interrupt(), stop.interrupt()))
+        t.start()
+        t.join()
+        return real_compare(*args, **kwargs)
 
-    monkeypatch.setattr(jobs.run, "run_day", run_day_interrupted)
+    monkeypatch.setattr(reconcilers.compare, "compare", compare_interrupted)
     reports = tmp_path / "reports"
     with serve(store) as api:
         cfg = config(store, reports, api.base_url)
